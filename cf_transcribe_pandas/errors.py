@@ -79,6 +79,12 @@ class TranscribeError(Exception):
     stops_run: ClassVar[bool] = False
     kind: ClassVar[str] = "error"
 
+    partial: Any = None
+    """When a run stopped on this error: the DataFrame with every finished row."""
+
+    run_result: Any = None
+    """When a run stopped on this error: the engine's per-row results (internal)."""
+
     def __init__(
         self,
         message: str,
