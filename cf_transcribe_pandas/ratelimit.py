@@ -27,7 +27,7 @@ import collections
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 __all__ = ["Limiter", "RateLimiter", "backoff_delay"]
@@ -85,6 +85,7 @@ class RateLimiter:
         min_fraction: The rate never drops below ``limit * min_fraction``.
         cooldown: Seconds during which further 429s do not lower the rate again.
         clock: Monotonic clock (seconds).
+        sleep: Coroutine function that waits (tests pass one that moves ``clock``).
         on_rate_change: Called with (old_rate, new_rate) whenever the rate moves
             by at least 5 % of the limit or returns to the limit.
     """
@@ -98,6 +99,7 @@ class RateLimiter:
         min_fraction: float = 0.05,
         cooldown: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_rate_change: Callable[[float, float], None] | None = None,
     ) -> None:
         if not limit > 0:
@@ -109,6 +111,7 @@ class RateLimiter:
         self._min_rate = max(self.limit * min_fraction, 1e-3)
         self._cooldown = cooldown
         self._clock = clock
+        self._sleep = sleep
         self._on_rate_change = on_rate_change
         self._tokens = 1.0
         self._last = clock()
@@ -162,11 +165,11 @@ class RateLimiter:
             while True:
                 now = self._clock()
                 wait = self._wait_time(now)
-                if wait <= 0:
+                if wait <= 1e-9:  # float dust counts as now
                     self._tokens -= 1.0
                     self._window.append(now)
                     return
-                await asyncio.sleep(wait)
+                await self._sleep(wait)
 
     def on_success(self) -> None:
         """Additive increase after a success, up to the limit."""
