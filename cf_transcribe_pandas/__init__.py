@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from cf_transcribe_pandas._version import __version__
+from cf_transcribe_pandas.accessor import DataFrameAccessor, SeriesAccessor
+from cf_transcribe_pandas.cache import Cache
+from cf_transcribe_pandas.client import Gateway
+from cf_transcribe_pandas.engine import Event, RateChange, RetryDetails, RowDone
 from cf_transcribe_pandas.errors import (
     AccountError,
     AudioError,
@@ -23,13 +27,21 @@ __all__ = [
     "AccountError",
     "AudioError",
     "AuthenticationError",
+    "Cache",
     "ConfigurationError",
+    "DataFrameAccessor",
+    "Event",
+    "Gateway",
     "InvalidRequestError",
     "ModelNotFoundError",
     "NetworkError",
     "QuotaExceededError",
+    "RateChange",
     "RateLimitError",
     "RequestTooLargeError",
+    "RetryDetails",
+    "RowDone",
+    "SeriesAccessor",
     "ServiceError",
     "ServiceTimeoutError",
     "TranscribeError",

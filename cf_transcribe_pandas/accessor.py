@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from cf_transcribe_pandas.audio import DEFAULT_MAX_PART_SECONDS
+from cf_transcribe_pandas.audio import DEFAULT_MAX_PART_SECONDS, EncodeMode
 from cf_transcribe_pandas.cache import Cache, default_cache_dir
 from cf_transcribe_pandas.client import (
     DEFAULT_MODEL,
@@ -125,7 +125,7 @@ def build_options(
     api_token: str | None,
     base_url: str | None,
     gateway: str | Mapping[str, Any] | Gateway | None,
-    encode: str,
+    encode: EncodeMode,
     max_part_seconds: float,
     fetch_urls: bool,
     on_event: Callable[[Event], None] | None,
@@ -261,8 +261,15 @@ class DataFrameAccessor:
     def __init__(self, df: pd.DataFrame) -> None:
         self._df = df
 
-    def _call(self, column: Hashable, output: str | None, language: PerRow, prompt: PerRow,
-              provenance: bool, kwargs: dict[str, Any]) -> _Call:
+    def _call(
+        self,
+        column: Hashable,
+        output: str | None,
+        language: PerRow,
+        prompt: PerRow,
+        provenance: bool,
+        kwargs: dict[str, Any],
+    ) -> _Call:
         return _Call(self._df, column, output, language, prompt, provenance, kwargs)
 
     def transcribe(
@@ -334,11 +341,32 @@ class DataFrameAccessor:
             TranscribeError: with ``errors="raise"``, the first failed row;
                 ``.partial`` holds the finished rows.
         """
-        call = self._call(column, output, language, prompt, provenance, _call_kwargs(
-            model, temperature, errors, cache, concurrency, rate_limit, max_retries, timeout,
-            progress, account_id, api_token, base_url, gateway, encode, max_part_seconds,
-            fetch_urls, on_event,
-        ))
+        call = self._call(
+            column,
+            output,
+            language,
+            prompt,
+            provenance,
+            _call_kwargs(
+                model,
+                temperature,
+                errors,
+                cache,
+                concurrency,
+                rate_limit,
+                max_retries,
+                timeout,
+                progress,
+                account_id,
+                api_token,
+                base_url,
+                gateway,
+                encode,
+                max_part_seconds,
+                fetch_urls,
+                on_event,
+            ),
+        )
         return run_in_thread(call.run)
 
     async def atranscribe(
@@ -368,11 +396,32 @@ class DataFrameAccessor:
         on_event: Callable[[Event], None] | None = None,
     ) -> pd.DataFrame:
         """Like :meth:`transcribe`, awaited in the caller's event loop."""
-        call = self._call(column, output, language, prompt, provenance, _call_kwargs(
-            model, temperature, errors, cache, concurrency, rate_limit, max_retries, timeout,
-            progress, account_id, api_token, base_url, gateway, encode, max_part_seconds,
-            fetch_urls, on_event,
-        ))
+        call = self._call(
+            column,
+            output,
+            language,
+            prompt,
+            provenance,
+            _call_kwargs(
+                model,
+                temperature,
+                errors,
+                cache,
+                concurrency,
+                rate_limit,
+                max_retries,
+                timeout,
+                progress,
+                account_id,
+                api_token,
+                base_url,
+                gateway,
+                encode,
+                max_part_seconds,
+                fetch_urls,
+                on_event,
+            ),
+        )
         return await call.run()
 
 

@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser("demo", help="transcribe the bundled sample clips (emulator if no credentials)")
+    demo = sub.add_parser(
+        "demo", help="transcribe the bundled sample clips (emulator if no credentials)"
+    )
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     sub.add_parser(
         "emulator",

@@ -48,6 +48,7 @@ from cf_transcribe_pandas.errors import (
     RateLimitError,
     TranscribeError,
 )
+from cf_transcribe_pandas.audio import EncodeMode
 from cf_transcribe_pandas.ratelimit import Limiter, RateLimiter, backoff_delay
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ class RunOptions:
     timeout: float = 300.0
     progress: bool = True
     gateway: Gateway | None = None
-    encode: str = "auto"
+    encode: EncodeMode = "auto"
     max_part_seconds: float = audio_mod.DEFAULT_MAX_PART_SECONDS
     fetch_urls: bool = False
     row_deadline: float = 600.0
@@ -251,7 +252,7 @@ class _Run:
             if self.cache is not None
             else None
         )
-        self.memo_buffer: list[tuple[tuple[str, int, int], str]] = []
+        self.memo_buffer: list[tuple[str, int, int, str]] = []
         self.inflight: dict[str, asyncio.Future[_Outcome]] = {}
         self.done_keys: dict[str, int] = {}
         self.fatal: AccountError | None = None
@@ -361,10 +362,8 @@ class _Run:
             item = _Item(row, source, None, None)
             items.append(item)
             try:
-                if source.kind in ("bytes", "array"):
-                    item.sha256 = hashlib.sha256(source.read()).hexdigest()
-                elif source.kind == "url":
-                    item.sha256 = hashlib.sha256(source.identity().encode()).hexdigest()
+                if source.kind in ("bytes", "array") or source.passthrough:
+                    item.sha256 = audio_mod.sha256_of(source)
                 elif source.kind == "path" and self.cache is not None:
                     stat_key = source.stat_key()
                     if stat_key is not None:
@@ -446,7 +445,7 @@ class _Run:
                 item.key = self._key(row, sha)
                 stat_key = source.stat_key() if source.kind == "path" else None
                 if stat_key is not None:
-                    self.memo_buffer.append((stat_key, sha))
+                    self.memo_buffer.append((*stat_key, sha))
                 if self.cache is not None:
                     hits = await asyncio.to_thread(self.cache.lookup, [item.key])
                     hit = hits.get(item.key)
@@ -472,7 +471,7 @@ class _Run:
             self.inflight[key] = future
             outcome = _Outcome(None, None, None, None, stopped=True)
             try:
-                if data is None and source.kind != "url":
+                if data is None and not source.passthrough:
                     size = source.size_hint() or 0
                     held = await self.budget.acquire(size)
                 outcome = await self._transcribe_row(item, data)
@@ -487,14 +486,13 @@ class _Run:
                 language, prompt = self._params(row)
                 self.writer.add(
                     CachedRow.new(
-                        key=key,
-                        sha256=item.sha256 or "",
+                        item.sha256 or "",
+                        outcome.text,
                         model=self.opts.model,
                         language=language,
                         prompt=prompt,
                         temperature=self.opts.temperature,
                         encode=self.opts.encode,
-                        text=outcome.text,
                         duration_s=outcome.duration,
                     )
                 )
@@ -509,14 +507,16 @@ class _Run:
 
     def _copy_row(self, row: int, first: int) -> None:
         res = self.result
-        outcome = _Outcome(res.texts[first], res.errors[first], res.durations[first], res.models[first])
+        outcome = _Outcome(
+            res.texts[first], res.errors[first], res.durations[first], res.models[first]
+        )
         self._record(row, outcome, cached=False)
 
     async def _transcribe_row(self, item: _Item, data: bytes | None) -> _Outcome:
         source = item.source
         language, user_prompt = self._params(item.row)
         try:
-            if source.kind == "url" and not self.opts.fetch_urls:
+            if source.passthrough:
                 assert source.url is not None
                 text = await self._send(item, source.url, language, user_prompt)
                 return _Outcome(text, None, None, self.opts.model)
@@ -562,9 +562,7 @@ class _Run:
         except TranscribeError as exc:
             return _Outcome(None, _with_label(exc, source.label), None, None)
 
-    async def _send(
-        self, item: _Item, file: str, language: str | None, prompt: str | None
-    ) -> str:
+    async def _send(self, item: _Item, file: str, language: str | None, prompt: str | None) -> str:
         assert self.client is not None
         opts = self.opts
         retries = 0
@@ -615,9 +613,7 @@ class _Run:
                 await asyncio.sleep(delay)
 
     def _retrying(self, item: _Item, attempt: int, delay: float, exc: TranscribeError) -> None:
-        logger.info(
-            "%s: %s; retry %d in %.1f s", item.source.label, exc.kind, attempt, delay
-        )
+        logger.info("%s: %s; retry %d in %.1f s", item.source.label, exc.kind, attempt, delay)
         self._emit(RetryDetails(item.row, item.source.label, attempt, delay, exc))
 
     def _stop(self, exc: AccountError) -> None:
@@ -644,10 +640,10 @@ class _Run:
                 producer = asyncio.create_task(self._produce(queue))
                 tasks = [asyncio.create_task(self._worker(queue)) for _ in range(opts.concurrency)]
                 tasks.append(producer)
-                everything = asyncio.gather(*tasks)
-                stop_wait = asyncio.create_task(self.fatal_event.wait())
+                everything: asyncio.Future[list[None]] = asyncio.gather(*tasks)
+                stop_wait: asyncio.Future[Any] = asyncio.ensure_future(self.fatal_event.wait())
                 try:
-                    await asyncio.wait({everything, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait([everything, stop_wait], return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     stop_wait.cancel()
                 if everything.done():
@@ -784,7 +780,7 @@ def assemble(
     provenance: bool,
 ) -> pd.DataFrame:
     """A new DataFrame: ``df``'s columns plus the text (and error/provenance) columns."""
-    out = df.copy(deep=False)
+    out: pd.DataFrame = df.copy(deep=False)
     out[output] = pd.array(result.texts, dtype="string")
     if errors == "coerce":
         out[f"{output}_error"] = pd.array(

@@ -14,8 +14,8 @@ says what happened and what to do, carries the Cloudflare ``code`` and
     ├── RequestTooLargeError           413, 3006: the request body is over 25 MB
     ├── InvalidRequestError            400: 5004 invalid data, 3003 incomplete request
     │   └── AudioError                 found locally, never sent: file_not_found,
-    │                                  empty_file, unreadable_audio, no_audio_stream,
-    │                                  unsupported_input
+    │                                  permission_denied, empty_file, unreadable_audio,
+    │                                  no_audio_stream, unsupported_input, fetch_failed
     ├── ModelNotFoundError             5007 (400), 3042 (404): no such model
     ├── ServiceTimeoutError            408: 3007 timeout, 3008 aborted, or our own timeout
     ├── ServiceError                   5xx or an answer we could not understand
@@ -190,7 +190,7 @@ class InvalidRequestError(TranscribeError):
 class AudioError(InvalidRequestError):
     """A row's audio could not be used; found locally, nothing was sent.
 
-    ``code`` is one of ``file_not_found``, ``empty_file``, ``unreadable_audio``,
+    ``code`` is one of ``file_not_found``, ``permission_denied``, ``empty_file``, ``unreadable_audio``,
     ``no_audio_stream``, ``unsupported_input``, ``fetch_failed``.
     """
 

@@ -1,0 +1,299 @@
+"""Settings of the emulator: credentials it accepts, limits and injected faults.
+
+:class:`EmulatorConfig` is frozen. The server keeps the config it started with
+and a *current* config; :meth:`Emulator.set_faults` (or ``POST
+/__emulator__/faults``) swaps the current one for a copy with some fields
+changed, and ``reset`` goes back to the start config.
+
+Only the fields in :data:`FAULT_FIELDS` may change at run time. Credentials,
+the accepted models and the transcript sources are fixed at start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "DEFAULT_ACCOUNT_ID",
+    "DEFAULT_MODEL",
+    "DEFAULT_TOKEN",
+    "FAULT_FIELDS",
+    "MAX_BYTES",
+    "PRESETS",
+    "EmulatorConfig",
+]
+
+DEFAULT_TOKEN = "test-token"
+DEFAULT_ACCOUNT_ID = "test-account"
+DEFAULT_MODEL = "openai/gpt-4o-transcribe"
+MAX_BYTES = 25 * 1024 * 1024
+"""The service's request limit: 25 MiB."""
+
+_PROBABILITIES = ("p429", "p500", "p408", "p_reset", "p_html")
+_NON_NEGATIVE = ("latency", "latency_jitter", "slow_body", "retry_after")
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """Everything the emulator can be told at start.
+
+    Attributes:
+        token: The bearer token it accepts (``Authorization: Bearer <token>``).
+        account_id: The account id it accepts in the URL.
+        models: Model names it knows; any other gets 400 code 5007.
+        blocked: When True, the account is blocked: every run gets 403 code 3023.
+        blocked_accounts: More account ids that exist but are blocked (403, 3023).
+        rpm_limit: Requests per ``rate_window`` seconds, or None for no limit.
+            Enforced with a sliding-window log: a request is admitted when fewer
+            than ``rpm_limit`` requests were admitted in the last ``rate_window``
+            seconds; otherwise it gets 429 code 3040 and a ``Retry-After`` header
+            with the whole seconds until the oldest admitted request leaves the
+            window (at least 1). Rejected requests do not enter the window.
+        rate_window: Length of the rate-limit window in seconds (60).
+        quota: Successful runs allowed before every run gets 429 code 3036
+            (no ``Retry-After``), or None for no quota.
+        latency: Seconds a run takes before it answers (success, 5xx or reset).
+        latency_jitter: Up to this many seconds are added to ``latency`` at random.
+        p429: Probability that a run answers 429 code 3040 with ``Retry-After``.
+        retry_after: Seconds sent in ``Retry-After`` with ``p429`` answers.
+        p500: Probability that a run answers a 5xx from ``error_statuses``.
+        error_statuses: Statuses ``p500`` picks from.
+        p_html: Share of ``p500`` answers whose body is an HTML page, not JSON.
+        p408: Probability that a run answers 408 code 3007 (timeout).
+        p_reset: Probability that a run drops the connection without answering.
+        slow_body: Seconds over which a success body is streamed, bit by bit.
+        seed: Seed of the random draws, for reproducible faults.
+        words_per_second: When set, audio without a registered transcript gets
+            ``ceil(duration * words_per_second)`` words ``"w1 w2 ..."`` (duration
+            probed with PyAV), cut at ``max_output_words``: the model's
+            2,000-output-token cap.
+        max_output_words: The cap used with ``words_per_second``.
+        max_body_bytes: Largest request body; larger gets 413 code 3006.
+        max_file_bytes: Largest decoded audio file; larger gets 413 code 3006.
+        manifests: CSV files with ``sha256`` and ``text`` columns to load.
+        load_samples: Whether to load the package's ``samples/manifest.csv``.
+        transcripts: More transcripts: sha256 (or https URL) -> text.
+        log_limit: Request-log entries kept in memory (oldest dropped first).
+        preset: A name from :data:`PRESETS` whose values replace the fields
+            left at their defaults (so explicit values win, unless they equal the
+            default): ``"ideal"``, ``"realistic"``, ``"flaky"``, ``"throttled"``.
+    """
+
+    token: str = DEFAULT_TOKEN
+    account_id: str = DEFAULT_ACCOUNT_ID
+    models: tuple[str, ...] = (DEFAULT_MODEL,)
+    blocked: bool = False
+    blocked_accounts: tuple[str, ...] = ()
+    rpm_limit: int | None = None
+    rate_window: float = 60.0
+    quota: int | None = None
+    latency: float = 0.0
+    latency_jitter: float = 0.0
+    p429: float = 0.0
+    retry_after: float = 1.0
+    p500: float = 0.0
+    error_statuses: tuple[int, ...] = (500, 502, 503)
+    p_html: float = 0.25
+    p408: float = 0.0
+    p_reset: float = 0.0
+    slow_body: float = 0.0
+    seed: int | None = None
+    words_per_second: float | None = None
+    max_output_words: int = 1500
+    max_body_bytes: int = MAX_BYTES
+    max_file_bytes: int = MAX_BYTES
+    manifests: tuple[str, ...] = ()
+    load_samples: bool = True
+    transcripts: Mapping[str, str] = field(default_factory=dict)
+    log_limit: int = 100_000
+    preset: str | None = None
+
+    def __post_init__(self) -> None:
+        """Apply the preset, check the values and normalise lists to tuples.
+
+        Raises:
+            ValueError: An unknown preset, or a value out of range or of the wrong type.
+        """
+        if self.preset is not None:
+            if self.preset not in PRESETS:
+                raise ValueError(
+                    f"unknown preset {self.preset!r}; choose from {', '.join(sorted(PRESETS))}"
+                )
+            defaults = {f.name: f.default for f in dataclasses.fields(self)}
+            for name, value in PRESETS[self.preset].items():
+                if getattr(self, name) == defaults[name]:
+                    object.__setattr__(self, name, value)
+        for name in ("models", "blocked_accounts", "error_statuses", "manifests"):
+            value = getattr(self, name)
+            if name == "manifests" and isinstance(value, (str, os.PathLike)):
+                value = (value,)
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(f"{name} must be a list of values, got {value!r}")
+            if name == "manifests":
+                value = tuple(os.fspath(v) for v in value)
+            object.__setattr__(self, name, tuple(value))
+        if not self.token or not self.account_id:
+            raise ValueError("token and account_id must be non-empty strings")
+        for name in _PROBABILITIES:
+            value = getattr(self, name)
+            if not _is_number(value) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a probability between 0 and 1, got {value!r}")
+        for name in _NON_NEGATIVE:
+            value = getattr(self, name)
+            if not _is_number(value) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        for name in ("rpm_limit", "quota"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise ValueError(f"{name} must be an int or None, got {value!r}")
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value!r}")
+        if not _is_number(self.rate_window) or self.rate_window <= 0:
+            raise ValueError(f"rate_window must be > 0, got {self.rate_window!r}")
+        if self.words_per_second is not None and (
+            not _is_number(self.words_per_second) or self.words_per_second <= 0
+        ):
+            raise ValueError(f"words_per_second must be > 0, got {self.words_per_second!r}")
+        for name in ("max_output_words", "max_body_bytes", "max_file_bytes", "log_limit"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if not self.error_statuses or any(
+            not isinstance(s, int) or not 500 <= s <= 599 for s in self.error_statuses
+        ):
+            raise ValueError(f"error_statuses must be 5xx ints, got {self.error_statuses!r}")
+        if self.seed is not None and (
+            not isinstance(self.seed, int) or isinstance(self.seed, bool)
+        ):
+            raise ValueError(f"seed must be an int or None, got {self.seed!r}")
+        object.__setattr__(self, "transcripts", dict(self.transcripts))
+
+    def with_faults(self, **changes: Any) -> EmulatorConfig:
+        """Return a copy with some run-time fields changed.
+
+        Args:
+            **changes: Fields from :data:`FAULT_FIELDS` and their new values.
+
+        Returns:
+            The new config.
+
+        Raises:
+            ValueError: A name is not a run-time field, or a value is invalid.
+        """
+        unknown = sorted(set(changes) - FAULT_FIELDS)
+        if unknown:
+            raise ValueError(
+                f"cannot change {', '.join(unknown)} at run time; "
+                f"known fields: {', '.join(sorted(FAULT_FIELDS))}"
+            )
+        # preset=None: the preset was applied once, at start; do not re-apply it
+        # to the fields this call sets back to their defaults.
+        return dataclasses.replace(self, preset=None, **_coerce(changes))
+
+    def faults(self) -> dict[str, Any]:
+        """Return the current run-time fields as a JSON-ready dict."""
+        return {name: _jsonable(getattr(self, name)) for name in sorted(FAULT_FIELDS)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return every field as a JSON-ready dict (lists for tuples)."""
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EmulatorConfig:
+        """Build a config from a dict such as :meth:`to_dict` returns.
+
+        Args:
+            data: Field names and values; lists are accepted for tuple fields.
+
+        Returns:
+            The config.
+
+        Raises:
+            ValueError: An unknown field name or an invalid value.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown emulator setting(s): {', '.join(unknown)}")
+        return cls(**_coerce(data))
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "ideal": {},
+    "realistic": {
+        "rpm_limit": 720,
+        "latency": 0.3,
+        "latency_jitter": 0.5,
+        "p429": 0.005,
+        "p500": 0.002,
+        "p_reset": 0.001,
+    },
+    "flaky": {
+        "latency": 0.01,
+        "latency_jitter": 0.05,
+        "p429": 0.1,
+        "p500": 0.1,
+        "p408": 0.02,
+        "p_reset": 0.05,
+    },
+    "throttled": {"rpm_limit": 60},
+}
+"""Named sets of limits and faults for ``EmulatorConfig(preset=...)``.
+
+- ``ideal``: no limits, no faults (the defaults).
+- ``realistic``: the account limit (720 requests/minute), 0.3-0.8 s per run and
+  rare 429/5xx/reset answers.
+- ``flaky``: quick runs, but one request in four or so fails in a retryable way.
+- ``throttled``: 60 requests/minute.
+"""
+
+FAULT_FIELDS: frozenset[str] = frozenset(
+    {
+        "blocked",
+        "blocked_accounts",
+        "rpm_limit",
+        "rate_window",
+        "quota",
+        "latency",
+        "latency_jitter",
+        "p429",
+        "retry_after",
+        "p500",
+        "error_statuses",
+        "p_html",
+        "p408",
+        "p_reset",
+        "slow_body",
+        "seed",
+        "words_per_second",
+        "max_output_words",
+        "max_body_bytes",
+        "max_file_bytes",
+    }
+)
+"""Fields that :meth:`EmulatorConfig.with_faults` (and ``set_faults``) may change."""
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _coerce(data: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(data)
+    for name in ("models", "blocked_accounts", "error_statuses", "manifests"):
+        if isinstance(out.get(name), list):
+            out[name] = tuple(out[name])
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
