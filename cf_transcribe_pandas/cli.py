@@ -86,7 +86,7 @@ def _demo(args: argparse.Namespace) -> int:
     expected = {row["file"]: row["text"] for row in manifest}
     matches = sum(
         1
-        for path, text in zip(out["audio"], out["audio_text"])
+        for path, text in zip(out["audio"], out["audio_text"], strict=True)
         if str(text).strip() == expected[Path(path).name]
     )
     print(f"{matches} of {len(out)} transcripts match the sample manifest.")

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import pandas as pd
 
 from cf_transcribe_pandas import audio as audio_mod
+from cf_transcribe_pandas.audio import EncodeMode
 from cf_transcribe_pandas.cache import Cache, CachedRow, cache_key
 from cf_transcribe_pandas.client import Client, Credentials, Gateway
 from cf_transcribe_pandas.errors import (
@@ -48,7 +49,6 @@ from cf_transcribe_pandas.errors import (
     RateLimitError,
     TranscribeError,
 )
-from cf_transcribe_pandas.audio import EncodeMode
 from cf_transcribe_pandas.ratelimit import Limiter, RateLimiter, backoff_delay
 
 if TYPE_CHECKING:

@@ -190,8 +190,8 @@ class InvalidRequestError(TranscribeError):
 class AudioError(InvalidRequestError):
     """A row's audio could not be used; found locally, nothing was sent.
 
-    ``code`` is one of ``file_not_found``, ``permission_denied``, ``empty_file``, ``unreadable_audio``,
-    ``no_audio_stream``, ``unsupported_input``, ``fetch_failed``.
+    ``code`` is one of ``file_not_found``, ``permission_denied``, ``empty_file``,
+    ``unreadable_audio``, ``no_audio_stream``, ``unsupported_input``, ``fetch_failed``.
     """
 
     kind = "invalid audio"
