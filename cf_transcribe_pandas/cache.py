@@ -30,9 +30,10 @@ Guarantees:
 * **Many writers.** Names are unique per process and batch, so any number of
   threads and processes may write the same directory at once without locks.
 * **Readers take the union.** A lookup reads the key column of every part
-  file once (not once per key), joins it against the wanted keys in one hash
-  lookup, and then reads the other columns only of the row groups that hold
-  a hit. When the same key is in several rows, the row with the earliest
+  file once (not once per key; small files are read whole in that same
+  pass, on a few threads), matches all wanted keys in one hash lookup, and
+  reads the other columns of large row groups only where they hold a hit.
+  When the same key is in several rows, the row with the earliest
   ``created_at`` wins, then the smallest file name, then the earliest row in
   the file; so a transcript, once seen, never changes under a reader.
 * **Compaction is safe while others write and read.** :meth:`Cache.compact`
@@ -41,6 +42,10 @@ Guarantees:
   after the listing are untouched. A reader that finds a listed file gone
   lists the directory again and reads the merged file, so it sees every row
   at every moment (duplicates in between are resolved as above).
+* **Repeated lookups are cheap.** A :class:`Cache` remembers the key
+  column of every part file it has read (about 70 bytes a row; part files
+  never change), so a later lookup lists the directory, reads only new
+  files, and opens only the files that hold hits.
 * **Bad files are not fatal.** Zero-byte, truncated or corrupt files, a CSV
   named ``.parquet`` or a Parquet file with other columns are skipped with a
   warning on the ``cf_transcribe_pandas`` logger (once per file and
@@ -167,7 +172,7 @@ _OWN_TEMP_RE = re.compile(r"^\.\d{20}-\d+-[0-9a-f]{32}\.parquet\.tmp$")
 _HEX64_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _MAX_RESCANS = 20
-_COMPACT_ROW_GROUP = 128 * 1024
+_COMPACT_ROW_GROUP = 16 * 1024  # rows; a lookup hit reads one row group
 _SMALL_ROW_GROUP_BYTES = 256 * 1024  # read whole in a lookup's first pass
 _READ_THREADS = min(8, 2 * (os.cpu_count() or 1))
 
@@ -595,20 +600,25 @@ def _arange(n: int) -> pa.Array:
     return pa.array(np.arange(n, dtype=np.int64))
 
 
+def _sort(table: pa.Table, *, latest: bool) -> pa.Table:
+    """Sort by (created_at, file name, row), ascending or (latest) descending."""
+    direction = "descending" if latest else "ascending"
+    order = [("created_at", direction), ("_file", direction), ("_row", direction)]
+    return table.take(pc.sort_indices(table, sort_keys=order))  # nulls sort last
+
+
 def _dedupe(table: pa.Table, key_cols: Sequence[str], *, latest: bool) -> pa.Table:
     """Keep one row per key: the first by (created_at, file name, row), or the last.
 
-    ``table`` carries the helper columns ``_file`` and ``_row``; the result is
-    sorted by that same order and keeps them.
+    ``table`` carries the helper columns ``_file`` and ``_row``, and keeps
+    them. Row order is unspecified.
     """
     n = table.num_rows
     if n == 0:
         return table
-    direction = "descending" if latest else "ascending"
-    order = [("created_at", direction), ("_file", direction), ("_row", direction)]
-    table = table.take(pc.sort_indices(table, sort_keys=order))  # nulls sort last
     if len(key_cols) == 1 and pc.count_distinct(table[key_cols[0]]).as_py() == n:
-        return table
+        return table  # nothing to choose between
+    table = _sort(table, latest=latest)
     grouped = (
         pa.table({**{c: table[c] for c in key_cols}, "_pos": _arange(n)})
         .group_by(list(key_cols), use_threads=False)
@@ -665,6 +675,9 @@ class Cache:
         self.path: Path = Path(path).expanduser() if path is not None else default_cache_dir()
         self._lock = threading.Lock()
         self._warned: set[tuple[str, int, int]] = set()
+        # Filter-column values of part files already read, per (directory, column):
+        # part files never change once renamed into place, so these stay true.
+        self._values: dict[tuple[str, str], dict[str, list[_Chunk]]] = {}
 
     def __repr__(self) -> str:
         return f"Cache({str(self.path)!r})"
@@ -782,6 +795,13 @@ class Cache:
         values, and the whole row group too when it is small (one open per
         file beats two).
         """
+        known = None
+        if filter_col is not None and _PART_RE.match(path.name):
+            with self._lock:
+                known = self._values.setdefault((str(path.parent), filter_col), {})
+                chunks = known.get(path.name)
+            if chunks is not None:
+                return _PartRead(path.name, "ok", chunks)
         try:
             pf = self._open(path, schema, cols)
             if filter_col is None:
@@ -796,11 +816,33 @@ class Cache:
                 values = table[filter_col].combine_chunks()
                 chunks.append(_Chunk(rg, offset, values, table if whole else None))
                 offset += meta.num_rows
+            if known is not None:
+                with self._lock:  # keep the values only; hits are read again
+                    known[path.name] = [
+                        _Chunk(c.row_group, c.offset, c.values, None) for c in chunks
+                    ]
             return _PartRead(path.name, "ok", chunks)
         except FileNotFoundError:
             return _PartRead(path.name, "gone")
         except (_BadFile, pa.ArrowException, OSError, ValueError) as exc:
             return _PartRead(path.name, "bad", error=exc)
+
+    def _read_parts(
+        self,
+        directory: Path,
+        names: list[str],
+        schema: pa.Schema,
+        cols: list[str],
+        filter_col: str | None,
+    ) -> list[_PartRead]:
+        """:meth:`_read_part` for every name; remembered files need no thread."""
+        known: dict[str, list[_Chunk]] = {}
+        if filter_col is not None:
+            with self._lock:
+                known = dict(self._values.get((str(directory), filter_col), {}))
+        todo = [n for n in names if n not in known]
+        fresh = iter(_map(lambda n: self._read_part(directory / n, schema, cols, filter_col), todo))
+        return [_PartRead(n, "ok", known[n]) if n in known else next(fresh) for n in names]
 
     def _read_hits(
         self, path: Path, schema: pa.Schema, cols: list[str], groups: list[tuple[_Chunk, Any]]
@@ -810,7 +852,9 @@ class Cache:
             pf = self._open(path, schema, cols)
             pieces = []
             for chunk, rows in groups:
-                table = self._read_columns(pf, schema, cols, chunk.row_group).take(pa.array(rows))
+                table = self._read_columns(pf, schema, cols, chunk.row_group)
+                if len(rows) < table.num_rows:
+                    table = table.take(pa.array(rows))
                 pieces.append(_Chunk(chunk.row_group, chunk.offset, pa.array(rows), table))
             return _PartRead(path.name, "ok", pieces)
         except FileNotFoundError:
@@ -854,8 +898,10 @@ class Cache:
         listing = _Listing([], [])
         for _attempt in range(_MAX_RESCANS):
             listing = _list_dir(directory)
+            if filter_col is not None:
+                self._forget_missing(directory, filter_col, listing.parts)
             new = [n for n in listing.parts if n not in done and n not in bad]
-            reads = _map(lambda n: self._read_part(directory / n, schema, cols, filter_col), new)
+            reads = self._read_parts(directory, new, schema, cols, filter_col)
             vanished = self._collect(directory, reads, done, bad)
             if filter_col is not None and wanted is not None:
                 vanished |= self._filter(directory, schema, cols, reads, wanted, done, bad)
@@ -886,6 +932,15 @@ class Cache:
             out = out.append_column("_row", pa.array([], pa.int64()))
             out = out.append_column("_file", pa.array([], pa.int64()))
         return out, names, bad, listing.temps
+
+    def _forget_missing(self, directory: Path, filter_col: str, names: list[str]) -> None:
+        """Drop remembered values of files no longer listed (merged by a compaction)."""
+        with self._lock:
+            known = self._values.get((str(directory), filter_col))
+            if known:
+                present = set(names)
+                for name in [n for n in known if n not in present]:
+                    del known[name]
 
     def _collect(
         self,
@@ -921,26 +976,26 @@ class Cache:
     ) -> bool:
         """Match every read chunk against ``wanted``; read pass 2; book the hits."""
         ok = [r for r in reads if r.status == "ok"]
-        chunks = [c for r in ok for c in r.chunks]
-        hit = np.zeros(0, dtype=bool)
-        if chunks:
-            mask = pc.is_in(pa.concat_arrays([c.values for c in chunks]), value_set=wanted)
-            hit = mask.to_numpy(zero_copy_only=False)
-        start = 0
-        found: dict[str, list[pa.Table]] = {}
+        found: dict[str, list[pa.Table]] = {r.name: [] for r in ok}
         reread: dict[str, list[tuple[_Chunk, Any]]] = {}
-        for read in ok:
-            found[read.name] = []
-            for chunk in read.chunks:
-                rows = np.flatnonzero(hit[start : start + len(chunk.values)])
-                start += len(chunk.values)
-                if not len(rows):
-                    continue
+        owners = [(r.name, c) for r in ok for c in r.chunks if len(c.values)]
+        if owners:
+            # One hash table of the wanted values, probed by every chunk (no copy).
+            values = pa.chunked_array([c.values for _n, c in owners], type=wanted.type)
+            hit = pc.is_in(values, value_set=wanted).to_numpy(zero_copy_only=False)
+            starts = np.cumsum([0] + [len(c.values) for _n, c in owners])
+            positions = np.flatnonzero(hit)
+            which = np.searchsorted(starts, positions, side="right") - 1
+            for index in np.unique(which):
+                name, chunk = owners[index]
+                rows = positions[which == index] - starts[index]
                 if chunk.table is None:
-                    reread.setdefault(read.name, []).append((chunk, rows))
+                    reread.setdefault(name, []).append((chunk, rows))
                 else:
-                    table = chunk.table.take(pa.array(rows))
-                    found[read.name].append(_with_rows(table, rows + chunk.offset))
+                    table = chunk.table
+                    if len(rows) < table.num_rows:
+                        table = table.take(pa.array(rows))
+                    found[name].append(_with_rows(table, rows + chunk.offset))
         names = list(reread)
         second = _map(lambda n: self._read_hits(directory / n, schema, cols, reread[n]), names)
         vanished = self._collect(directory, second, done, bad)
@@ -973,15 +1028,15 @@ class Cache:
                 )
 
     def _lookup_table(self, keys: Iterable[str], columns: Sequence[str]) -> pa.Table:
-        wanted = list(dict.fromkeys(keys))
-        if not wanted:
+        wanted = pa.array(keys if isinstance(keys, (list, tuple)) else list(keys), pa.string())
+        if not len(wanted):
             return pa.table({c: pa.array([], pa.string()) for c in columns})
         table, *_ = self._scan(
             _RESULTS,
             RESULT_SCHEMA,
             [*columns, "created_at"] if "created_at" not in columns else columns,
             filter_col="key",
-            wanted=pa.array(wanted, pa.string()),
+            wanted=pc.unique(wanted),
         )
         return _dedupe(table, ["key"], latest=False)
 
@@ -1211,7 +1266,7 @@ class Cache:
             return files_before, table.num_rows, table.num_rows
         # Name the merged file after its oldest input so it sorts where they did.
         first_ns = min(int(m.group(1)) for m in map(_PART_RE.match, ours) if m)
-        merged = merged.select(schema.names).cast(schema)
+        merged = _sort(merged, latest=latest).select(schema.names).cast(schema)
         self._write_part(sub, merged, created_ns=first_ns, row_group_size=_COMPACT_ROW_GROUP)
         directory = self.path / sub
         for name in ours:
@@ -1291,7 +1346,8 @@ class Cache:
             The number of rows written.
         """
         out = Path(out_path).expanduser()
-        table = self._all_rows().select(list(_RESULT_COLUMNS)).cast(RESULT_SCHEMA)
+        table = _sort(self._all_rows(), latest=False)
+        table = table.select(list(_RESULT_COLUMNS)).cast(RESULT_SCHEMA)
         _write_parquet_atomic(
             table,
             out,

@@ -264,6 +264,28 @@ def test_lookup_of_missing_keys_and_missing_dir(tmp_path: Path) -> None:
     assert (cache.path / "VERSION").read_text().strip() == str(CACHE_SCHEMA_VERSION)
 
 
+def test_a_long_lived_cache_sees_what_others_do(tmp_path: Path) -> None:
+    reader, other = Cache(tmp_path), Cache(tmp_path)
+    rows = [make_row(i) for i in range(40)]
+    with other.writer(flush_rows=10) as w:
+        for row in rows[:20]:
+            w.add(row)
+    assert len(reader.lookup(r.key for r in rows)) == 20  # remembers those files' keys
+    with other.writer(flush_rows=10) as w:
+        for row in rows[20:]:
+            w.add(row)
+    assert reader.lookup([rows[35].key]) == {rows[35].key: rows[35]}  # new files are read
+    other.compact()
+    for row in rows:  # one-key lookups after the files it remembers were merged away
+        assert reader.lookup([row.key]) == {row.key: row}
+    assert len(reader.lookup_texts(r.key for r in rows)) == 40
+    other.clear()
+    assert reader.lookup(r.key for r in rows) == {}
+    assert reader.memo_get("/a.wav", 1, 1) is None
+    other.memo_put("/a.wav", 1, 1, sha(1))
+    assert reader.memo_get("/a.wav", 1, 1) == sha(1)
+
+
 def test_part_files_have_the_documented_schema(tmp_path: Path) -> None:
     cache = Cache(tmp_path)
     with cache.writer() as w:
