@@ -2,12 +2,18 @@
 
 Thin on purpose: parse and check the arguments, then hand the rows to
 :mod:`cf_transcribe_pandas.engine`. No HTTP and no caching here.
+
+Every public method spells out its whole signature (typed and documented)
+and passes ``locals()`` to :func:`_parse`, which checks every argument before
+any work; ``tests/test_accessor.py`` checks that the four signatures agree.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +25,7 @@ from cf_transcribe_pandas.client import (
     DEFAULT_MODEL,
     Credentials,
     Gateway,
+    normalize_language,
     validate_params,
 )
 from cf_transcribe_pandas.engine import (
@@ -31,83 +38,54 @@ from cf_transcribe_pandas.engine import (
 )
 from cf_transcribe_pandas.errors import ConfigurationError, TranscribeError
 
-__all__ = ["DataFrameAccessor", "SeriesAccessor"]
+__all__ = ["DataFrameAccessor", "SeriesAccessor", "build_options"]
 
 ENCODINGS = ("auto", "original", "flac", "opus")
 DEFAULT_CONCURRENCY = 64
+SUMMARY_ATTR = "cfai_summary"
+"""Key of the failed-rows summary line in the returned object's ``.attrs``."""
+
+_SERIES_COLUMN = "__cfai_audio__"
 
 PerRow = str | pd.Series | None
+"""A scalar for every row, a column name, or a Series aligned on the index."""
+
+CacheOption = bool | str | os.PathLike[str] | Cache
+"""True (the default directory), a directory, a :class:`Cache`, or False."""
 
 
-def _resolve_cache(cache: bool | str | os.PathLike[str] | Cache) -> Cache | None:
+# ---------------------------------------------------------------- argument checks
+
+
+def _resolve_cache(cache: CacheOption) -> Cache | None:
     if cache is False:
         return None
     if cache is True:
-        return Cache(default_cache_dir())
-    if isinstance(cache, Cache):
-        return cache
-    if isinstance(cache, (str, os.PathLike)):
-        return Cache(Path(cache).expanduser())
-    raise ConfigurationError(
-        f"cache must be True, False, a directory path or a Cache, not {type(cache).__name__}"
+        found = Cache(default_cache_dir())
+    elif isinstance(cache, Cache):
+        found = cache
+    elif isinstance(cache, (str, os.PathLike)) and os.fspath(cache):
+        found = Cache(Path(cache).expanduser())
+    else:
+        raise ConfigurationError(
+            f"cache= must be True, False, a directory path or a Cache, not {cache!r}",
+            code="invalid_cache",
+        )
+    if found.path.exists() and not found.path.is_dir():
+        raise ConfigurationError(
+            f"cache= {str(found.path)!r} is a file, not a directory; pass a directory "
+            "(it is created if missing) or cache=False",
+            code="invalid_cache",
+        )
+    return found
+
+
+def _is_number(value: object) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
     )
-
-
-def _per_row(
-    name: str, value: PerRow, df: pd.DataFrame | None, index: pd.Index
-) -> list[str | None]:
-    """Expand a scalar, a column name or an aligned Series into one value per row."""
-    n = len(index)
-    if value is None:
-        return [None] * n
-    if isinstance(value, pd.Series):
-        if not value.index.equals(index):
-            if value.index.has_duplicates or index.has_duplicates:
-                raise ConfigurationError(
-                    f"{name}= Series must have exactly the DataFrame's index when labels repeat"
-                )
-            missing = index.difference(value.index)
-            if len(missing):
-                raise ConfigurationError(
-                    f"{name}= Series has no value for {len(missing)} index label(s), "
-                    f"e.g. {missing[0]!r}; align it on the DataFrame's index"
-                )
-            value = value.reindex(index)
-        return [None if _is_na(v) else str(v) for v in value.tolist()]
-    if isinstance(value, str):
-        if df is not None and value in df.columns:
-            return _per_row(name, df[value], None, index)
-        return [value] * n
-    raise ConfigurationError(
-        f"{name}= must be a string, a column name or a Series, not {type(value).__name__}"
-    )
-
-
-def _is_na(value: Any) -> bool:
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _check_languages(languages: list[str | None], per_row: bool) -> list[str | None]:
-    out: list[str | None] = []
-    checked: dict[str, str] = {}
-    for i, lang in enumerate(languages):
-        if lang is None:
-            out.append(None)
-            continue
-        norm = checked.get(lang)
-        if norm is None:
-            try:
-                validate_params(model=DEFAULT_MODEL, language=lang, temperature=None)
-            except ConfigurationError as exc:
-                where = f" (row {i})" if per_row else ""
-                raise ConfigurationError(f"{exc.message}{where}") from None
-            norm = lang.strip().lower()
-            checked[lang] = norm
-        out.append(norm)
-    return out
 
 
 def build_options(
@@ -115,7 +93,7 @@ def build_options(
     model: str,
     temperature: float | None,
     errors: str,
-    cache: bool | str | os.PathLike[str] | Cache,
+    cache: CacheOption,
     concurrency: int | None,
     rate_limit: float,
     max_retries: int,
@@ -130,41 +108,75 @@ def build_options(
     fetch_urls: bool,
     on_event: Callable[[Event], None] | None,
 ) -> RunOptions:
-    """Check every argument and credential before any work; raise ConfigurationError."""
+    """Check every run option and the credentials before any work.
+
+    Takes the keyword arguments of :meth:`DataFrameAccessor.transcribe` that
+    are not about columns (see there).
+
+    Returns:
+        The engine's options.
+
+    Raises:
+        ConfigurationError: An invalid value or a missing credential; the
+            message names the argument and says what it accepts.
+    """
     if errors not in ("raise", "coerce"):
-        raise ConfigurationError(f"errors= must be 'raise' or 'coerce', not {errors!r}")
-    validate_params(model=model, language=None, temperature=temperature)
-    if isinstance(rate_limit, bool) or not isinstance(rate_limit, (int, float)) or rate_limit <= 0:
         raise ConfigurationError(
-            f"rate_limit= must be a number of requests per minute > 0, not {rate_limit!r}"
+            f"errors= must be 'raise' or 'coerce', not {errors!r}", code="invalid_errors"
+        )
+    validate_params(model=model, language=None, temperature=temperature)
+    if not _is_number(rate_limit) or rate_limit <= 0:
+        raise ConfigurationError(
+            f"rate_limit= must be a number of requests per minute > 0 (the account's limit, "
+            f"720 by default), not {rate_limit!r}",
+            code="invalid_rate_limit",
         )
     if concurrency is None:
         concurrency = DEFAULT_CONCURRENCY
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ConfigurationError(f"concurrency= must be an integer >= 1, not {concurrency!r}")
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-        raise ConfigurationError(f"max_retries= must be an integer >= 0, not {max_retries!r}")
-    if not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ConfigurationError(f"timeout= must be a number of seconds > 0, not {timeout!r}")
-    if encode not in ENCODINGS:
-        raise ConfigurationError(f"encode= must be one of {', '.join(ENCODINGS)}, not {encode!r}")
-    if not isinstance(max_part_seconds, (int, float)) or not 10 <= max_part_seconds <= 1500:
         raise ConfigurationError(
-            f"max_part_seconds= must be between 10 and 1500 seconds, not {max_part_seconds!r}"
+            f"concurrency= must be an integer >= 1 (requests in flight), not {concurrency!r}",
+            code="invalid_concurrency",
         )
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ConfigurationError(
+            f"max_retries= must be an integer >= 0, not {max_retries!r}",
+            code="invalid_max_retries",
+        )
+    if not _is_number(timeout) or timeout <= 0:
+        raise ConfigurationError(
+            f"timeout= must be a number of seconds > 0, not {timeout!r}", code="invalid_timeout"
+        )
+    if encode not in ENCODINGS:
+        raise ConfigurationError(
+            f"encode= must be one of {', '.join(map(repr, ENCODINGS))}, not {encode!r}",
+            code="invalid_encode",
+        )
+    if not _is_number(max_part_seconds) or not 10 <= max_part_seconds <= 1500:
+        raise ConfigurationError(
+            f"max_part_seconds= must be between 10 and 1500 seconds, not {max_part_seconds!r}",
+            code="invalid_max_part_seconds",
+        )
+    if on_event is not None and not callable(on_event):
+        raise ConfigurationError(
+            f"on_event= must be a function taking one event, not {on_event!r}",
+            code="invalid_on_event",
+        )
+    resolved_cache = _resolve_cache(cache)
+    resolved_gateway = Gateway.coerce(gateway)
     credentials = Credentials.resolve(account_id=account_id, api_token=api_token, base_url=base_url)
     return RunOptions(
         credentials=credentials,
         model=model,
         temperature=temperature,
         errors="coerce" if errors == "coerce" else "raise",
-        cache=_resolve_cache(cache),
+        cache=resolved_cache,
         concurrency=concurrency,
         rate_limit=float(rate_limit),
         max_retries=max_retries,
         timeout=float(timeout),
         progress=bool(progress),
-        gateway=Gateway.coerce(gateway),
+        gateway=resolved_gateway,
         encode=encode,
         max_part_seconds=float(max_part_seconds),
         fetch_urls=bool(fetch_urls),
@@ -172,8 +184,81 @@ def build_options(
     )
 
 
+def _is_na(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _per_row(name: str, value: PerRow, df: pd.DataFrame) -> tuple[list[str | None], bool]:
+    """Expand a scalar, a column name or an aligned Series to one value per row.
+
+    Returns:
+        The values and whether they came from a column or Series (per row).
+    """
+    index = df.index
+    if value is None:
+        return [None] * len(index), False
+    if isinstance(value, str):
+        if value not in df.columns:
+            return [value] * len(index), False
+        series = df[value]
+        if isinstance(series, pd.DataFrame):
+            raise ConfigurationError(
+                f"{name}= names the column {value!r}, which appears more than once",
+                code=f"invalid_{name}",
+            )
+    elif isinstance(value, pd.Series):
+        series = value
+        if not series.index.equals(index):
+            if series.index.has_duplicates or index.has_duplicates:
+                raise ConfigurationError(
+                    f"{name}= Series must have exactly the DataFrame's index when labels "
+                    "repeat (same labels, same order)",
+                    code=f"invalid_{name}",
+                )
+            missing = index.difference(series.index)
+            if len(missing):
+                raise ConfigurationError(
+                    f"{name}= Series has no value for {len(missing):,} index label(s), "
+                    f"e.g. {missing[0]!r}; align it on the DataFrame's index",
+                    code=f"invalid_{name}",
+                )
+            series = series.reindex(index)
+    else:
+        raise ConfigurationError(
+            f"{name}= must be a string, a column name or a Series, not {type(value).__name__}",
+            code=f"invalid_{name}",
+        )
+    return [None if _is_na(v) else str(v) for v in series.tolist()], True
+
+
+def _languages(value: PerRow, df: pd.DataFrame) -> list[str | None]:
+    languages, per_row = _per_row("language", value, df)
+    checked: dict[str, str | None] = {}
+    out: list[str | None] = []
+    for position, language in enumerate(languages):
+        if language is None:
+            out.append(None)
+            continue
+        if language not in checked:
+            try:
+                checked[language] = normalize_language(language)
+            except ConfigurationError as exc:
+                where = f" (row with index label {df.index[position]!r})" if per_row else ""
+                raise ConfigurationError(
+                    f"language= {exc.message}{where}", code="invalid_language"
+                ) from None
+        out.append(checked[language])
+    return out
+
+
+# ---------------------------------------------------------------- one call
+
+
 class _Call:
-    """One parsed ``transcribe`` call: rows, per-row parameters and options."""
+    """One checked ``transcribe`` call: the rows, per-row parameters and options."""
 
     def __init__(
         self,
@@ -185,32 +270,52 @@ class _Call:
         provenance: bool,
         options: dict[str, Any],
     ) -> None:
-        if column not in df.columns:
+        try:
+            present = column in df.columns
+        except TypeError:  # an unhashable "column"
+            present = False
+        if not present:
             shown = ", ".join(repr(c) for c in list(df.columns)[:10])
+            more = ", ..." if len(df.columns) > 10 else ""
             raise ConfigurationError(
-                f"column {column!r} is not in the DataFrame (columns: {shown or 'none'})"
+                f"column {column!r} is not in the DataFrame (columns: {shown or 'none'}{more})",
+                code="invalid_column",
+            )
+        values = df[column]
+        if isinstance(values, pd.DataFrame):
+            raise ConfigurationError(
+                f"column {column!r} appears more than once in the DataFrame",
+                code="invalid_column",
+            )
+        if output is None:
+            output = f"{column}_text"
+        if not isinstance(output, str) or not output:
+            raise ConfigurationError(
+                f"output= must be a non-empty column name (str), not {output!r}",
+                code="invalid_output",
+            )
+        if output == column:
+            raise ConfigurationError(
+                f"output= must differ from the audio column {column!r}", code="invalid_output"
             )
         self.df = df
-        self.column = column
-        self.output = output if output is not None else f"{column}_text"
-        if self.output == column:
-            raise ConfigurationError(f"output= must differ from the audio column {column!r}")
-        self.provenance = provenance
+        self.values = values.tolist()
+        self.output = output
+        self.provenance = bool(provenance)
         self.options = build_options(**options)
-        index = df.index
-        self.languages = _check_languages(
-            _per_row("language", language, df, index),
-            per_row=not (language is None or (isinstance(language, str) and language not in df)),
-        )
-        self.prompts = _per_row("prompt", prompt, df, index)
+        self.languages = _languages(language, df)
+        self.prompts, _ = _per_row("prompt", prompt, df)
 
     async def run(self) -> pd.DataFrame:
+        """Transcribe the rows and assemble the new frame.
+
+        Raises:
+            TranscribeError: as the engine does, with ``.partial`` set to the
+                frame of the finished rows.
+        """
         try:
             result = await transcribe_rows(
-                self.df[self.column].tolist(),
-                languages=self.languages,
-                prompts=self.prompts,
-                options=self.options,
+                self.values, languages=self.languages, prompts=self.prompts, options=self.options
             )
         except TranscribeError as exc:
             if isinstance(exc.run_result, RunResult):
@@ -228,30 +333,28 @@ class _Call:
         )
         summary = result.summary()
         if summary is not None:
-            out.attrs["cfai_summary"] = summary
+            out.attrs[SUMMARY_ATTR] = summary
         return out
 
 
-def _call_kwargs(
-    model: str,
-    temperature: float | None,
-    errors: str,
-    cache: bool | str | os.PathLike[str] | Cache,
-    concurrency: int | None,
-    rate_limit: float,
-    max_retries: int,
-    timeout: float,
-    progress: bool,
-    account_id: str | None,
-    api_token: str | None,
-    base_url: str | None,
-    gateway: str | Mapping[str, Any] | Gateway | None,
-    encode: str,
-    max_part_seconds: float,
-    fetch_urls: bool,
-    on_event: Callable[[Event], None] | None,
-) -> dict[str, Any]:
-    return dict(locals())
+_CALL_ONLY = ("column", "output", "language", "prompt", "provenance")
+
+
+def _parse(df: pd.DataFrame, arguments: dict[str, Any]) -> _Call:
+    """Build a :class:`_Call` from a public method's ``locals()``."""
+    options = {k: v for k, v in arguments.items() if k not in (*_CALL_ONLY, "self")}
+    return _Call(
+        df,
+        arguments["column"],
+        arguments["output"],
+        arguments["language"],
+        arguments["prompt"],
+        arguments.get("provenance", False),
+        options,
+    )
+
+
+# ---------------------------------------------------------------- accessors
 
 
 @pd.api.extensions.register_dataframe_accessor("cfai")
@@ -260,17 +363,6 @@ class DataFrameAccessor:
 
     def __init__(self, df: pd.DataFrame) -> None:
         self._df = df
-
-    def _call(
-        self,
-        column: Hashable,
-        output: str | None,
-        language: PerRow,
-        prompt: PerRow,
-        provenance: bool,
-        kwargs: dict[str, Any],
-    ) -> _Call:
-        return _Call(self._df, column, output, language, prompt, provenance, kwargs)
 
     def transcribe(
         self,
@@ -282,7 +374,7 @@ class DataFrameAccessor:
         temperature: float | None = None,
         model: str = DEFAULT_MODEL,
         errors: Literal["raise", "coerce"] = "raise",
-        cache: bool | str | os.PathLike[str] | Cache = True,
+        cache: CacheOption = True,
         concurrency: int | None = None,
         rate_limit: float = 720,
         max_retries: int = 6,
@@ -292,7 +384,7 @@ class DataFrameAccessor:
         api_token: str | None = None,
         base_url: str | None = None,
         gateway: str | Mapping[str, Any] | Gateway | None = None,
-        encode: Literal["auto", "original", "flac", "opus"] = "auto",
+        encode: EncodeMode = "auto",
         max_part_seconds: float = DEFAULT_MAX_PART_SECONDS,
         fetch_urls: bool = False,
         provenance: bool = False,
@@ -300,73 +392,63 @@ class DataFrameAccessor:
     ) -> pd.DataFrame:
         """Transcribe every row's audio and return a new DataFrame with a text column.
 
+        Works in scripts and in Jupyter alike (the run goes on a private event
+        loop in a background thread). Ctrl-C stops it at once; every finished
+        row is in the cache, so the same call goes on where it stopped.
+
         Args:
             column: The column holding the audio: paths, ``pathlib.Path``, bytes,
                 ``data:`` URIs, https URLs (sent as is), fsspec URLs, or Hugging
                 Face ``{"bytes":..., "path":...}`` / ``{"array":..., "sampling_rate":...}``.
+                NA cells give NA text.
             output: Name of the text column (default ``f"{column}_text"``).
-            language: ISO-639-1 code, or a column name / Series for per-row codes.
+            language: ISO-639-1 code, or a column name / Series for per-row
+                codes (NA: let the model detect it).
             prompt: Text that guides the model, or a column name / Series.
             temperature: Sampling temperature in 0..1 (left out when None).
             model: The Workers AI model.
             errors: ``"raise"`` stops at the first failed row (finished rows are
-                cached first); ``"coerce"`` gives failed rows NA text and fills
-                ``{output}_error`` and ``{output}_error_code``.
-            cache: True for the default cache directory, a path, or False.
+                cached first, then the error is raised); ``"coerce"`` gives
+                failed rows NA text and fills ``{output}_error`` and
+                ``{output}_error_code``, and logs a one-line summary (also in
+                ``.attrs["cfai_summary"]``).
+            cache: True for the default cache directory (``CF_TRANSCRIBE_CACHE_DIR``
+                or the per-user cache), a directory path, a :class:`Cache`, or False.
             concurrency: Most requests in flight (default 64).
-            rate_limit: The account's limit in requests per minute.
-            max_retries: Retries for 5xx, timeouts and resets (429s are paced instead).
+            rate_limit: The account's limit in requests per minute; requests
+                are paced to it and slowed down further on 429 answers.
+            max_retries: Retries for 5xx, timeouts and dropped connections
+                (429s are paced instead, for up to 10 minutes per row).
             timeout: Seconds to wait for one answer.
-            progress: Show a tqdm progress bar.
+            progress: Show a tqdm progress bar (rows done, from cache, failed,
+                requests in the last minute).
             account_id: Cloudflare account id (default ``CLOUDFLARE_ACCOUNT_ID``).
             api_token: API token (default ``CLOUDFLARE_API_TOKEN``).
             base_url: API base URL (default ``CLOUDFLARE_BASE_URL`` or Cloudflare's).
             gateway: AI Gateway id, or ``{"id":..., "cacheTtl":..., "skipCache":...}``.
-            encode: ``"auto"`` sends accepted audio as is; ``"flac"``/``"opus"``
-                always send compact 16 kHz mono; ``"original"`` never re-encodes
-                accepted audio.
+            encode: ``"auto"`` sends accepted audio as is and converts the rest;
+                ``"flac"``/``"opus"`` always send compact 16 kHz mono;
+                ``"original"`` never re-encodes accepted audio.
             max_part_seconds: Longer audio is split into parts of at most this.
             fetch_urls: Download https URLs instead of passing them to the service.
             provenance: Add ``{output}_cached``, ``{output}_model`` and
                 ``{output}_duration_s``.
-            on_event: Called with RetryDetails, RateChange and RowDone events.
+            on_event: Called with :class:`RetryDetails`, :class:`RateChange` and
+                :class:`RowDone` events, from the thread that runs the requests.
 
         Returns:
-            A new DataFrame with the same index and row order.
+            A new DataFrame (the input is not modified) with the same index and
+            row order, plus ``output`` of pandas ``string`` dtype.
 
         Raises:
             ConfigurationError: bad arguments or missing credentials (before any work).
-            AccountError: the run stopped (bad token, quota); ``.partial`` holds
-                the finished rows.
+            AccountError: the run stopped (bad token, blocked account, daily
+                quota used up); ``.partial`` holds the frame with every finished row.
             TranscribeError: with ``errors="raise"``, the first failed row;
-                ``.partial`` holds the finished rows.
+                ``.partial`` holds the frame with every finished row.
+            KeyboardInterrupt: on Ctrl-C, after the finished rows are cached.
         """
-        call = self._call(
-            column,
-            output,
-            language,
-            prompt,
-            provenance,
-            _call_kwargs(
-                model,
-                temperature,
-                errors,
-                cache,
-                concurrency,
-                rate_limit,
-                max_retries,
-                timeout,
-                progress,
-                account_id,
-                api_token,
-                base_url,
-                gateway,
-                encode,
-                max_part_seconds,
-                fetch_urls,
-                on_event,
-            ),
-        )
+        call = _parse(self._df, locals())
         return run_in_thread(call.run)
 
     async def atranscribe(
@@ -379,7 +461,7 @@ class DataFrameAccessor:
         temperature: float | None = None,
         model: str = DEFAULT_MODEL,
         errors: Literal["raise", "coerce"] = "raise",
-        cache: bool | str | os.PathLike[str] | Cache = True,
+        cache: CacheOption = True,
         concurrency: int | None = None,
         rate_limit: float = 720,
         max_retries: int = 6,
@@ -389,39 +471,20 @@ class DataFrameAccessor:
         api_token: str | None = None,
         base_url: str | None = None,
         gateway: str | Mapping[str, Any] | Gateway | None = None,
-        encode: Literal["auto", "original", "flac", "opus"] = "auto",
+        encode: EncodeMode = "auto",
         max_part_seconds: float = DEFAULT_MAX_PART_SECONDS,
         fetch_urls: bool = False,
         provenance: bool = False,
         on_event: Callable[[Event], None] | None = None,
     ) -> pd.DataFrame:
-        """Like :meth:`transcribe`, awaited in the caller's event loop."""
-        call = self._call(
-            column,
-            output,
-            language,
-            prompt,
-            provenance,
-            _call_kwargs(
-                model,
-                temperature,
-                errors,
-                cache,
-                concurrency,
-                rate_limit,
-                max_retries,
-                timeout,
-                progress,
-                account_id,
-                api_token,
-                base_url,
-                gateway,
-                encode,
-                max_part_seconds,
-                fetch_urls,
-                on_event,
-            ),
-        )
+        """:meth:`transcribe`, awaited in the caller's event loop.
+
+        Takes the same arguments and returns the same frame. Cancelling the
+        awaiting task cancels the requests in flight, flushes the finished
+        rows to the cache and closes the session before ``CancelledError``
+        propagates. ``on_event`` is called on the caller's loop.
+        """
+        call = _parse(self._df, locals())
         return await call.run()
 
 
@@ -432,31 +495,97 @@ class SeriesAccessor:
     def __init__(self, series: pd.Series) -> None:
         self._series = series
 
-    def _frame(self) -> tuple[pd.DataFrame, str]:
-        name = "audio"
-        return self._series.to_frame(name=name), name
+    def transcribe(
+        self,
+        output: str | None = None,
+        *,
+        language: PerRow = None,
+        prompt: PerRow = None,
+        temperature: float | None = None,
+        model: str = DEFAULT_MODEL,
+        errors: Literal["raise", "coerce"] = "raise",
+        cache: CacheOption = True,
+        concurrency: int | None = None,
+        rate_limit: float = 720,
+        max_retries: int = 6,
+        timeout: float = 300.0,
+        progress: bool = True,
+        account_id: str | None = None,
+        api_token: str | None = None,
+        base_url: str | None = None,
+        gateway: str | Mapping[str, Any] | Gateway | None = None,
+        encode: EncodeMode = "auto",
+        max_part_seconds: float = DEFAULT_MAX_PART_SECONDS,
+        fetch_urls: bool = False,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> pd.Series:
+        """Transcribe every element; arguments as in :meth:`DataFrameAccessor.transcribe`.
 
-    def transcribe(self, **kwargs: Any) -> pd.Series:
-        """Transcribe every element; takes the keyword arguments of
-        :meth:`DataFrameAccessor.transcribe` (``output`` names the result).
+        ``language`` and ``prompt`` are a scalar or a Series aligned on this
+        Series' index. With ``errors="coerce"`` failed elements are NA (use
+        ``df.cfai.transcribe`` for the error columns); the summary line is in
+        ``.attrs["cfai_summary"]``.
 
         Returns:
-            A Series of pandas ``string`` dtype with the same index, named
-            ``output`` or the input Series' name.
+            A new Series of pandas ``string`` dtype with the same index, named
+            ``output``, else ``f"{name}_text"``, else ``"text"``.
         """
-        frame, col = self._frame()
-        output = kwargs.pop("output", None) or "text"
-        out = frame.cfai.transcribe(col, output, **kwargs)
-        return self._result(out, output)
+        call = self._parse(locals())
+        with self._partial_as_series(call):
+            return self._text(run_in_thread(call.run), call)
 
-    async def atranscribe(self, **kwargs: Any) -> pd.Series:
-        """Like :meth:`transcribe`, awaited in the caller's event loop."""
-        frame, col = self._frame()
-        output = kwargs.pop("output", None) or "text"
-        out = await frame.cfai.atranscribe(col, output, **kwargs)
-        return self._result(out, output)
+    async def atranscribe(
+        self,
+        output: str | None = None,
+        *,
+        language: PerRow = None,
+        prompt: PerRow = None,
+        temperature: float | None = None,
+        model: str = DEFAULT_MODEL,
+        errors: Literal["raise", "coerce"] = "raise",
+        cache: CacheOption = True,
+        concurrency: int | None = None,
+        rate_limit: float = 720,
+        max_retries: int = 6,
+        timeout: float = 300.0,
+        progress: bool = True,
+        account_id: str | None = None,
+        api_token: str | None = None,
+        base_url: str | None = None,
+        gateway: str | Mapping[str, Any] | Gateway | None = None,
+        encode: EncodeMode = "auto",
+        max_part_seconds: float = DEFAULT_MAX_PART_SECONDS,
+        fetch_urls: bool = False,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> pd.Series:
+        """:meth:`transcribe`, awaited in the caller's event loop."""
+        call = self._parse(locals())
+        with self._partial_as_series(call):
+            return self._text(await call.run(), call)
 
-    def _result(self, out: pd.DataFrame, output: str) -> pd.Series:
-        text = out[output]
-        text.name = self._series.name if self._series.name is not None else output
+    def _parse(self, arguments: dict[str, Any]) -> _Call:
+        series = self._series
+        output = arguments["output"]
+        if output is not None:
+            name = output
+        elif series.name is not None:
+            name = f"{series.name}_text"
+        else:
+            name = "text"
+        frame = series.to_frame(name=_SERIES_COLUMN)
+        return _parse(frame, {**arguments, "column": _SERIES_COLUMN, "output": name})
+
+    def _text(self, out: pd.DataFrame, call: _Call) -> pd.Series:
+        text: pd.Series = out[call.output]
+        text.attrs = dict(out.attrs)
         return text
+
+    @contextlib.contextmanager
+    def _partial_as_series(self, call: _Call) -> Iterator[None]:
+        """Give a stopped run's ``.partial`` as a Series, like the result."""
+        try:
+            yield
+        except TranscribeError as exc:
+            if isinstance(exc.partial, pd.DataFrame):
+                exc.partial = self._text(exc.partial, call)
+            raise

@@ -2,36 +2,48 @@
 
 One run, rows flowing one way::
 
-    rows (in windows of WINDOW rows, never all at once)
-      -> resolve: to_source, cheap key (bytes hash, URL, path memo), cache lookup
-      -> queue (bounded) -> `concurrency` workers:
-           read + hash (if the key was not known) -> cache lookup -> dedupe
-           -> prepare audio (sniff, re-encode, split) -> rate limiter -> client
-           -> retry layer (the only one) -> cache writer
-      -> per-row results -> columns
+    producer (rows in windows of WINDOW, never the whole column at once)
+      -> resolve in a thread: to_source, cheap key (bytes hash, URL, path
+         memo), one cache lookup per window
+      -> cached rows are done; a row whose key is already queued joins that
+         row's group (dedupe); the others go to a bounded queue
+    `concurrency` workers, each one row at a time:
+      -> read + hash (paths with no memo), cache lookup, dedupe
+      -> prepare audio in a thread (sniff, re-encode, split)
+      -> rate limiter -> client (one request) -> the retry layer (the only one)
+      -> the row and its duplicates are done; the text goes to the cache writer
+    -> per-row results -> columns (:func:`assemble`)
 
 Decisions (see DESIGN.md "Decisions that tests rely on"):
 
-* 429/3040 answers slow the run (AIMD in :mod:`ratelimit`) and are retried
-  after their Retry-After; they do not use up a row's attempts, but a row
-  gives up after ``row_deadline`` seconds of them.
+* 429/3040 answers slow the run (AIMD in :mod:`ratelimit`) and are resent
+  after their Retry-After (else a full-jitter backoff); they do not use up a
+  row's attempts, but a row gives up after ``row_deadline`` seconds of them.
 * Other retryable errors get ``max_retries`` retries with full-jitter
   exponential backoff (base 0.5 s, cap 30 s), honoring Retry-After.
-* 3036/401/403/3023 stop the run: nothing is sent after the first such answer,
-  in-flight work is cancelled, finished rows are flushed to the cache, and the
-  error is raised carrying ``.partial``.
-* ``errors="raise"``: the first row error stops taking new rows; requests
-  already on the wire finish and are cached; then the error is raised.
+* 3036/401/403/3023 stop the run: nothing is sent after the first such answer
+  (every other task is cancelled at once, in-flight requests included), the
+  finished rows are flushed to the cache, and the error is raised carrying
+  the finished rows (``.partial`` once the accessor has built the frame).
+* ``errors="raise"``: the first row error stops the run from sending
+  anything new; requests already on the wire finish and are cached; then the
+  error is raised.
 * Finished rows are flushed to the cache at least every ``2 * concurrency``
-  rows or 2 seconds, and on exit, cancel and error.
+  rows or 2 seconds (by the writer's own thread, never on the event loop),
+  and on exit, cancel and error.
+* CPU and disk work (hashing, audio preparation, cache reads and writes) runs
+  in a thread pool owned by the run and shut down with it: a run leaves no
+  thread and no open session behind, even when cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -42,12 +54,14 @@ import pandas as pd
 
 from cf_transcribe_pandas import audio as audio_mod
 from cf_transcribe_pandas.audio import EncodeMode
-from cf_transcribe_pandas.cache import Cache, CachedRow, cache_key
+from cf_transcribe_pandas.cache import Cache, CachedRow, CacheWriter, cache_key
 from cf_transcribe_pandas.client import Client, Credentials, Gateway
 from cf_transcribe_pandas.errors import (
     AccountError,
+    AudioError,
     RateLimitError,
     TranscribeError,
+    redact,
 )
 from cf_transcribe_pandas.ratelimit import Limiter, RateLimiter, backoff_delay
 
@@ -76,6 +90,12 @@ WINDOW = 1024
 MIN_SPLIT_SECONDS = 30.0
 """A part shorter than this is never split again for looking cut."""
 
+THREADS = min(8, (os.cpu_count() or 1) + 2)
+"""Threads of a run's pool (hashing, audio preparation, cache I/O)."""
+
+_POSTFIX_EVERY = 0.5
+"""Seconds between updates of the progress bar's counters."""
+
 
 # ---------------------------------------------------------------- events
 
@@ -85,9 +105,9 @@ class RetryDetails:
     """A request is about to be sent again.
 
     Attributes:
-        row: Position of the row in the input.
+        row: Position of the row in the input (0-based, not the index label).
         label: The row's audio, as shown in messages.
-        attempt: 1 for the first retry.
+        attempt: 1 for the first retry, 2 for the second, ...
         delay: Seconds waited before the retry.
         error: What went wrong.
     """
@@ -101,7 +121,12 @@ class RetryDetails:
 
 @dataclass(frozen=True)
 class RateChange:
-    """The adaptive send rate moved (requests/minute)."""
+    """The adaptive send rate moved.
+
+    Attributes:
+        old: The previous rate, in requests/minute.
+        new: The rate now, in requests/minute.
+    """
 
     old: float
     new: float
@@ -109,7 +134,14 @@ class RateChange:
 
 @dataclass(frozen=True)
 class RowDone:
-    """A row finished: ``status`` is "ok", "cached", "failed" or "skipped"."""
+    """A row finished.
+
+    Attributes:
+        row: Position of the row in the input (0-based, not the index label).
+        status: ``"ok"`` (transcribed now), ``"cached"`` (from the cache),
+            ``"failed"`` (see ``error``) or ``"skipped"`` (NA audio).
+        error: The row's error when ``status`` is ``"failed"``.
+    """
 
     row: int
     status: Literal["ok", "cached", "failed", "skipped"]
@@ -125,7 +157,30 @@ Event = RetryDetails | RateChange | RowDone
 
 @dataclass(frozen=True)
 class RunOptions:
-    """Everything a run needs besides the rows; built and validated by the accessor."""
+    """Everything a run needs besides the rows; built and validated by the accessor.
+
+    Attributes:
+        credentials: Account, token and base URL.
+        model: The Workers AI model.
+        temperature: Sent when not None.
+        errors: ``"raise"`` or ``"coerce"``.
+        cache: Where finished rows are kept, or None.
+        concurrency: Most requests in flight.
+        rate_limit: Requests per minute (the token bucket's rate).
+        max_retries: Retries of 5xx, 408, resets and timeouts.
+        timeout: Seconds for one request.
+        progress: Show a tqdm bar.
+        gateway: AI Gateway options.
+        encode: How audio is prepared (see :func:`audio.prepare`).
+        max_part_seconds: Longer audio is split.
+        fetch_urls: Download https URLs instead of passing them through.
+        row_deadline: Seconds a row keeps retrying 429/3040 answers.
+        max_bytes_in_flight: Cap on audio bytes held for requests at once.
+        on_event: Hook called (on the run's event loop thread) with every event.
+        limiter: A shared rate limiter (Dask); default: one per run.
+        backoff_base: First step of the exponential backoff, seconds.
+        backoff_cap: Largest backoff, seconds.
+    """
 
     credentials: Credentials
     model: str
@@ -151,7 +206,11 @@ class RunOptions:
 
 @dataclass
 class RunResult:
-    """Per-row outcome of a run, in input order."""
+    """Per-row outcome of a run, in input order.
+
+    A row that is neither finished nor failed (the run stopped first) has
+    ``texts[i] is None`` and ``errors[i] is None``.
+    """
 
     n: int
     texts: list[str | None] = field(default_factory=list)
@@ -160,8 +219,10 @@ class RunResult:
     models: list[str | None] = field(default_factory=list)
     durations: list[float | None] = field(default_factory=list)
     requests: int = 0
+    done: int = 0
     from_cache: int = 0
     failed: int = 0
+    cache_enabled: bool = True
 
     def __post_init__(self) -> None:
         if not self.texts:
@@ -172,16 +233,22 @@ class RunResult:
             self.durations = [None] * self.n
 
     def summary(self) -> str | None:
-        """One line about failed rows, or None when every row finished."""
+        """One line about failed rows, or None when no row failed.
+
+        For example ``"12 of 5,000 rows failed: 9 invalid audio, 3 timeout;
+        rerun to retry them, finished rows come from the cache"``.
+        """
         failed = [e for e in self.errors if e is not None]
         if not failed:
             return None
         kinds = collections.Counter(e.kind for e in failed)
         detail = ", ".join(f"{count:,} {kind}" for kind, count in kinds.most_common())
-        return (
-            f"{len(failed):,} of {self.n:,} rows failed: {detail}; "
+        how = (
             "rerun to retry them, finished rows come from the cache"
+            if self.cache_enabled
+            else "rerun to retry them (with cache=False every row is sent again)"
         )
+        return f"{len(failed):,} of {self.n:,} rows failed: {detail}; {how}"
 
 
 @dataclass
@@ -190,35 +257,15 @@ class _Outcome:
     error: TranscribeError | None
     duration: float | None
     model: str | None
-    stopped: bool = False
 
 
-class _Stopped(Exception):
-    """Internal: the run is stopping; the row is left unfinished."""
+@dataclass
+class _Group:
+    """Rows with the same cache key: the leader is sent, the followers copy it."""
 
-
-# ---------------------------------------------------------------- the run
-
-
-class _ByteBudget:
-    """At most ``limit`` bytes of audio held for requests at once (one item may exceed it)."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._used = 0
-        self._cond = asyncio.Condition()
-
-    async def acquire(self, n: int) -> int:
-        n = max(0, n)
-        async with self._cond:
-            await self._cond.wait_for(lambda: self._used == 0 or self._used + n <= self._limit)
-            self._used += n
-        return n
-
-    async def release(self, n: int) -> None:
-        async with self._cond:
-            self._used -= n
-            self._cond.notify_all()
+    leader: int
+    followers: list[int] = field(default_factory=list)
+    outcome: _Outcome | None = None
 
 
 @dataclass
@@ -229,6 +276,42 @@ class _Item:
     sha256: str | None
 
 
+class _Stopped(Exception):
+    """Internal: the run is stopping; the row is left unfinished."""
+
+
+class _ByteBudget:
+    """At most ``limit`` bytes of audio held for requests at once (one item may exceed it)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._used = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self, n: int) -> int:
+        n = max(0, n)
+        while self._used and self._used + n > self._limit:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        self._used += n
+        return n
+
+    def release(self, n: int) -> None:
+        self._used -= n
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+# ---------------------------------------------------------------- the run
+
+
 class _Run:
     def __init__(
         self,
@@ -237,32 +320,57 @@ class _Run:
         prompts: Sequence[str | None],
         options: RunOptions,
     ) -> None:
+        if not len(languages) == len(prompts) == len(values):
+            raise ValueError("values, languages and prompts must have the same length")
         self.values = values
         self.languages = languages
         self.prompts = prompts
         self.opts = options
         self.n = len(values)
-        self.result = RunResult(self.n)
+        self.cache = options.cache
+        self.result = RunResult(self.n, cache_enabled=self.cache is not None)
         self.limiter: Limiter = options.limiter or RateLimiter(
             options.rate_limit, on_rate_change=self._rate_changed
         )
-        self.cache = options.cache
-        self.writer = (
-            self.cache.writer(flush_rows=max(1, 2 * options.concurrency), flush_seconds=2.0)
-            if self.cache is not None
-            else None
-        )
+        self.writer: CacheWriter | None = None
         self.memo_buffer: list[tuple[str, int, int, str]] = []
-        self.inflight: dict[str, asyncio.Future[_Outcome]] = {}
-        self.done_keys: dict[str, int] = {}
+        self.groups: dict[str, _Group] = {}
         self.fatal: AccountError | None = None
         self.first_row_error: TranscribeError | None = None
-        self.draining = False
-        self.fatal_event = asyncio.Event()
+        self.stopping = False
         self.budget = _ByteBudget(options.max_bytes_in_flight)
+        self.client: Client | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.sending: set[asyncio.Task[Any]] = set()
+        self.executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self.thread_jobs: set[concurrent.futures.Future[Any]] = set()
         self.bar: Any = None
         self._last_postfix = 0.0
-        self.client: Client | None = None
+        self._secret = options.credentials.api_token
+
+    # -- threads
+
+    async def _offload(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` in the run's thread pool and wait for it."""
+        if self.executor is None:
+            self.executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=THREADS, thread_name_prefix="cf-transcribe"
+            )
+        job = self.executor.submit(fn, *args, **kwargs)
+        self.thread_jobs.add(job)
+        job.add_done_callback(self.thread_jobs.discard)
+        return await asyncio.wrap_future(job)
+
+    async def _close_threads(self) -> None:
+        """Wait for the jobs still running (cancelled awaits leave them running); end the pool."""
+        executor, self.executor = self.executor, None
+        if executor is None:
+            return
+        executor.shutdown(wait=False, cancel_futures=True)
+        running = [asyncio.wrap_future(job) for job in list(self.thread_jobs)]
+        if running:
+            await asyncio.wait(running)
+        executor.shutdown(wait=True)  # the threads are idle: this only joins them
 
     # -- hooks and progress
 
@@ -283,19 +391,19 @@ class _Run:
 
         self.bar = tqdm(total=self.n, unit="row", desc="transcribe", dynamic_ncols=True)
 
-    def _tick(self) -> None:
-        if self.bar is None:
-            return
-        self.bar.update(1)
-        now = time.monotonic()
-        if now - self._last_postfix >= 0.5:
-            self._last_postfix = now
-            self.bar.set_postfix(
-                cached=self.result.from_cache,
-                failed=self.result.failed,
-                rpm=int(self.limiter.recent_rpm()),
-                refresh=False,
-            )
+    def _postfix(self) -> None:
+        self.bar.set_postfix(
+            cached=self.result.from_cache,
+            failed=self.result.failed,
+            rpm=int(self.limiter.recent_rpm()),
+            refresh=False,
+        )
+
+    def _close_bar(self) -> None:
+        if self.bar is not None:
+            self._postfix()
+            self.bar.close()
+            self.bar = None
 
     # -- recording outcomes
 
@@ -306,24 +414,103 @@ class _Run:
         res.durations[row] = outcome.duration
         res.models[row] = outcome.model
         res.cached[row] = cached
+        res.done += 1
+        status: Literal["ok", "cached", "failed"]
         if outcome.error is not None:
             res.failed += 1
-            status: Literal["ok", "cached", "failed"] = "failed"
+            status = "failed"
         elif cached:
             res.from_cache += 1
             status = "cached"
         else:
             status = "ok"
         self._tick()
-        self._emit(RowDone(row, status, outcome.error))
+        if self.opts.on_event is not None:
+            self._emit(RowDone(row, status, outcome.error))
 
-    def _record_error(self, row: int, error: TranscribeError) -> None:
+    def _record_cached(self, row: int, hit: CachedRow) -> None:
+        self._record(row, _Outcome(hit.text, None, hit.duration_s, hit.model), cached=True)
+
+    def _record_na(self, row: int) -> None:
+        self.result.done += 1
+        self._tick()
+        if self.opts.on_event is not None:
+            self._emit(RowDone(row, "skipped"))
+
+    def _fail(self, row: int, error: TranscribeError) -> None:
         self._record(row, _Outcome(None, error, None, None), cached=False)
         self._note_error(error)
 
-    def _record_na(self, row: int) -> None:
-        self._tick()
-        self._emit(RowDone(row, "skipped"))
+    def _tick(self) -> None:
+        bar = self.bar
+        if bar is None:
+            return
+        bar.update(1)
+        now = time.monotonic()
+        if now - self._last_postfix >= _POSTFIX_EVERY:
+            self._last_postfix = now
+            self._postfix()
+
+    def _join(self, group: _Group, row: int) -> None:
+        """``row`` has the same audio and parameters as ``group``'s leader."""
+        if group.outcome is not None:
+            self._record(row, group.outcome, cached=False)
+        else:
+            group.followers.append(row)
+
+    def _finish(self, item: _Item, group: _Group, outcome: _Outcome) -> None:
+        group.outcome = outcome
+        self._record(item.row, outcome, cached=False)
+        for row in group.followers:
+            self._record(row, outcome, cached=False)
+        group.followers = []
+        if outcome.error is not None:
+            self._note_error(outcome.error)
+        elif self.writer is not None and outcome.text is not None and item.sha256 is not None:
+            language, prompt = self._params(item.row)
+            self.writer.add(
+                CachedRow.new(
+                    item.sha256,
+                    outcome.text,
+                    model=self.opts.model,
+                    language=language,
+                    prompt=prompt,
+                    temperature=self.opts.temperature,
+                    encode=self.opts.encode,
+                    duration_s=outcome.duration,
+                )
+            )
+
+    # -- stopping
+
+    def _note_error(self, error: TranscribeError) -> None:
+        """A row failed: with errors="raise", stop sending (requests on the wire finish)."""
+        if self.opts.errors != "raise" or self.first_row_error is not None:
+            return
+        self.first_row_error = error
+        if self.fatal is None:
+            logger.error(
+                "stopping the run at the first failed row (errors='raise'): %s", error.message
+            )
+        self._halt(keep_sending=True)
+
+    def _stop(self, exc: AccountError) -> None:
+        """An account-level answer: cancel everything at once, in-flight requests included."""
+        if self.fatal is not None:
+            return
+        self.fatal = exc
+        logger.error("stopping the run: %s", exc.message)
+        self._halt(keep_sending=False)
+
+    def _halt(self, *, keep_sending: bool) -> None:
+        self.stopping = True
+        current = asyncio.current_task()
+        for task in self.tasks:
+            if task is current or task.done():
+                continue
+            if keep_sending and task in self.sending:
+                continue  # its answer is on the way: let it finish and be cached
+            task.cancel()
 
     # -- parameters
 
@@ -341,7 +528,7 @@ class _Run:
             encode=self.opts.encode,
         )
 
-    # -- producer: resolve windows of rows cheaply, in a worker thread
+    # -- producer: resolve windows of rows cheaply, in a thread
 
     def _resolve_window(
         self, start: int, stop: int
@@ -349,34 +536,37 @@ class _Run:
         items: list[_Item] = []
         failures: list[tuple[int, TranscribeError]] = []
         nas: list[int] = []
-        memo_wanted: list[tuple[int, tuple[str, int, int]]] = []
+        memo_wanted: list[tuple[_Item, tuple[str, int, int]]] = []
         for row in range(start, stop):
             try:
                 source = audio_mod.to_source(self.values[row], fetch_urls=self.opts.fetch_urls)
-            except TranscribeError as exc:
-                failures.append((row, exc))
-                continue
-            if source.kind == "na":
-                nas.append(row)
-                continue
-            item = _Item(row, source, None, None)
-            items.append(item)
-            try:
+                if source.kind == "na":
+                    nas.append(row)
+                    continue
+                if source.passthrough and not (source.url or "").lower().startswith("https://"):
+                    raise AudioError(
+                        f"{source.label}: the service takes https:// URLs only; use https, "
+                        "or fetch_urls=True to download the file and send its audio",
+                        code="unsupported_input",
+                    )
+                item = _Item(row, source, None, None)
                 if source.kind in ("bytes", "array") or source.passthrough:
                     item.sha256 = audio_mod.sha256_of(source)
                 elif source.kind == "path" and self.cache is not None:
                     stat_key = source.stat_key()
                     if stat_key is not None:
-                        memo_wanted.append((len(items) - 1, stat_key))
+                        memo_wanted.append((item, stat_key))
             except TranscribeError as exc:
-                items.pop()
                 failures.append((row, exc))
+                continue
+            except Exception as exc:  # a bug must cost one row, not the run
+                failures.append((row, _unexpected(exc, f"row {row}", self._secret)))
+                continue
+            items.append(item)
         if memo_wanted and self.cache is not None:
             found = self.cache.memo_get_many([k for _, k in memo_wanted])
-            for pos, stat_key in memo_wanted:
-                sha = found.get(stat_key)
-                if sha is not None:
-                    items[pos].sha256 = sha
+            for item, stat_key in memo_wanted:
+                item.sha256 = found.get(stat_key)
         for item in items:
             if item.sha256 is not None:
                 item.key = self._key(item.row, item.sha256)
@@ -388,45 +578,44 @@ class _Run:
         return items, failures, nas, hits
 
     async def _produce(self, queue: asyncio.Queue[_Item | None]) -> None:
-        try:
-            for start in range(0, self.n, WINDOW):
-                if self.draining or self.fatal is not None:
-                    break
-                stop = min(self.n, start + WINDOW)
-                items, failures, nas, hits = await asyncio.to_thread(
-                    self._resolve_window, start, stop
-                )
-                for row, exc in failures:
-                    self._record_error(row, exc)
-                for row in nas:
-                    self._record_na(row)
-                for item in items:
-                    hit = hits.get(item.key) if item.key is not None else None
+        for start in range(0, self.n, WINDOW):
+            if self.stopping:
+                return
+            stop = min(self.n, start + WINDOW)
+            items, failures, nas, hits = await self._offload(self._resolve_window, start, stop)
+            for row, exc in failures:
+                self._fail(row, exc)
+            for row in nas:
+                self._record_na(row)
+            for item in items:
+                if self.stopping:
+                    return
+                key = item.key
+                if key is not None:
+                    hit = hits.get(key)
                     if hit is not None:
-                        self._record(
-                            item.row,
-                            _Outcome(hit.text, None, hit.duration_s, hit.model),
-                            cached=True,
-                        )
-                    else:
-                        await queue.put(item)
-        finally:
-            for _ in range(self.opts.concurrency):
-                await queue.put(None)
+                        self._record_cached(item.row, hit)
+                        continue
+                    group = self.groups.get(key)
+                    if group is not None:
+                        self._join(group, item.row)
+                        continue
+                    self.groups[key] = _Group(item.row)
+                await queue.put(item)
+        for _ in range(self.opts.concurrency):
+            await queue.put(None)
 
     # -- workers
 
     async def _worker(self, queue: asyncio.Queue[_Item | None]) -> None:
-        while True:
+        while not self.stopping:
             item = await queue.get()
-            if item is None:
+            if item is None or self.stopping:
                 return
-            if self.draining:
-                continue  # rows not started stay unfinished (NA, no error)
             try:
                 await self._process(item)
             except _Stopped:
-                pass
+                return
 
     async def _process(self, item: _Item) -> None:
         row, source = item.row, item.source
@@ -434,83 +623,39 @@ class _Run:
         data: bytes | None = None
         try:
             if item.key is None:
-                size = source.size_hint() or 0
-                held = await self.budget.acquire(size)
+                # A path (or fsspec file) the memo did not know: read and hash it here.
+                held = await self.budget.acquire(source.size_hint() or 0)
                 try:
-                    data, sha = await asyncio.to_thread(_read_and_hash, source)
+                    data, sha, stat_key = await self._offload(_read_and_hash, source)
                 except TranscribeError as exc:
-                    self._record_error(row, exc)
+                    self._fail(row, exc)
                     return
-                item.sha256 = sha
-                item.key = self._key(row, sha)
-                stat_key = source.stat_key() if source.kind == "path" else None
+                except Exception as exc:  # a bug must cost one row, not the run
+                    self._fail(row, _unexpected(exc, source.label, self._secret))
+                    return
+                item.sha256, item.key = sha, self._key(row, sha)
                 if stat_key is not None:
                     self.memo_buffer.append((*stat_key, sha))
                 if self.cache is not None:
-                    hits = await asyncio.to_thread(self.cache.lookup, [item.key])
-                    hit = hits.get(item.key)
+                    hit = (await self._offload(self.cache.lookup, [item.key])).get(item.key)
                     if hit is not None:
-                        self._record(
-                            row, _Outcome(hit.text, None, hit.duration_s, hit.model), cached=True
-                        )
+                        self._record_cached(row, hit)
                         return
-            key = item.key
-            first = self.done_keys.get(key)
-            if first is not None:
-                self._copy_row(row, first)
-                return
-            pending = self.inflight.get(key)
-            if pending is not None:
-                outcome = await asyncio.shield(pending)
-                if not outcome.stopped:
-                    self._record(row, outcome, cached=False)
-                    if outcome.error is not None:
-                        self._note_error(outcome.error)
-                return
-            future: asyncio.Future[_Outcome] = asyncio.get_running_loop().create_future()
-            self.inflight[key] = future
-            outcome = _Outcome(None, None, None, None, stopped=True)
-            try:
-                if data is None and not source.passthrough:
-                    size = source.size_hint() or 0
-                    held = await self.budget.acquire(size)
-                outcome = await self._transcribe_row(item, data)
-            finally:
-                future.set_result(outcome)
-                self.inflight.pop(key, None)
-            self.done_keys[key] = row
-            self._record(row, outcome, cached=False)
-            if outcome.error is not None:
-                self._note_error(outcome.error)
-            elif self.writer is not None and outcome.text is not None:
-                language, prompt = self._params(row)
-                self.writer.add(
-                    CachedRow.new(
-                        item.sha256 or "",
-                        outcome.text,
-                        model=self.opts.model,
-                        language=language,
-                        prompt=prompt,
-                        temperature=self.opts.temperature,
-                        encode=self.opts.encode,
-                        duration_s=outcome.duration,
-                    )
-                )
+                group = self.groups.get(item.key)
+                if group is not None:
+                    self._join(group, row)
+                    return
+                group = self.groups[item.key] = _Group(row)
+            else:
+                group = self.groups[item.key]
+                if not source.passthrough:
+                    held = await self.budget.acquire(source.size_hint() or 0)
+            outcome = await self._transcribe_row(item, data)
+            data = None
+            self._finish(item, group, outcome)
         finally:
             if held:
-                await self.budget.release(held)
-
-    def _note_error(self, error: TranscribeError) -> None:
-        if self.opts.errors == "raise" and self.first_row_error is None:
-            self.first_row_error = error
-            self.draining = True
-
-    def _copy_row(self, row: int, first: int) -> None:
-        res = self.result
-        outcome = _Outcome(
-            res.texts[first], res.errors[first], res.durations[first], res.models[first]
-        )
-        self._record(row, outcome, cached=False)
+                self.budget.release(held)
 
     async def _transcribe_row(self, item: _Item, data: bytes | None) -> _Outcome:
         source = item.source
@@ -520,15 +665,7 @@ class _Run:
                 assert source.url is not None
                 text = await self._send(item, source.url, language, user_prompt)
                 return _Outcome(text, None, None, self.opts.model)
-            if data is None:
-                data = await asyncio.to_thread(source.read)
-            parts = await asyncio.to_thread(
-                audio_mod.prepare,
-                data,
-                label=source.label,
-                encode=self.opts.encode,
-                max_part_seconds=self.opts.max_part_seconds,
-            )
+            parts = await self._offload(_read_and_prepare, source, data, self.opts)
             del data
             texts: list[str] = []
             queue = collections.deque(parts)
@@ -538,9 +675,9 @@ class _Run:
                 prompt = audio_mod.join_prompt(tail, user_prompt) if tail else user_prompt
                 text = await self._send(item, part.data_uri, language, prompt)
                 if (
-                    audio_mod.looks_cut(text, part.duration_s)
-                    and part.duration_s is not None
+                    part.duration_s is not None
                     and part.duration_s >= MIN_SPLIT_SECONDS
+                    and audio_mod.looks_cut(text, part.duration_s)
                 ):
                     logger.info(
                         "%s: part at %.0f s (%.0f s long) looks cut at the output cap; "
@@ -549,36 +686,44 @@ class _Run:
                         part.start_s,
                         part.duration_s,
                     )
-                    halves = await asyncio.to_thread(audio_mod.split_part, part, label=source.label)
+                    halves = await self._offload(audio_mod.split_part, part, label=source.label)
                     queue.extendleft(reversed(halves))
                     continue
                 texts.append(text)
                 tail = audio_mod.tail_words(text)
             durations = [p.duration_s for p in parts]
             total = sum(d for d in durations if d is not None) if None not in durations else None
-            return _Outcome(audio_mod.join_texts(texts), None, total, self.opts.model)
-        except AccountError:
-            raise
+            text = texts[0] if len(texts) == 1 else audio_mod.join_texts(texts)
+            return _Outcome(text, None, total, self.opts.model)
         except TranscribeError as exc:
             return _Outcome(None, _with_label(exc, source.label), None, None)
+        except _Stopped:
+            raise
+        except Exception as exc:  # a bug must cost one row, not the run
+            return _Outcome(None, _unexpected(exc, source.label, self._secret), None, None)
 
     async def _send(self, item: _Item, file: str, language: str | None, prompt: str | None) -> str:
-        assert self.client is not None
+        """One part of one row: send it, retrying as DESIGN.md says; the only retry layer."""
+        client = self.client
+        assert client is not None
         opts = self.opts
+        task = asyncio.current_task()
+        assert task is not None
         retries = 0
         throttles = 0
-        deadline = time.monotonic() + opts.row_deadline
+        deadline: float | None = None
         while True:
-            if self.fatal is not None or self.draining:
+            if self.stopping:
                 raise _Stopped
             await self.limiter.acquire()
-            if self.fatal is not None or self.draining:
+            if self.stopping:
                 # Nothing is sent after an account-level stop or, with
                 # errors="raise", after the first row error.
                 raise _Stopped
             self.result.requests += 1
+            self.sending.add(task)
             try:
-                return await self.client.transcribe(
+                text = await client.transcribe(
                     file,
                     model=opts.model,
                     language=language,
@@ -587,10 +732,13 @@ class _Run:
                 )
             except AccountError as exc:
                 self._stop(exc)
-                raise _Stopped from exc
+                raise _Stopped from None
             except RateLimitError as exc:
                 self.limiter.on_throttle(exc.retry_after)
-                if time.monotonic() >= deadline:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + opts.row_deadline
+                if now >= deadline:
                     raise
                 delay = (
                     exc.retry_after
@@ -598,8 +746,7 @@ class _Run:
                     else backoff_delay(throttles, base=opts.backoff_base, cap=opts.backoff_cap)
                 )
                 throttles += 1
-                self._retrying(item, throttles + retries, delay, exc)
-                await asyncio.sleep(delay)
+                error: TranscribeError = exc
             except TranscribeError as exc:
                 if not exc.retryable or retries >= opts.max_retries:
                     raise
@@ -609,60 +756,59 @@ class _Run:
                     else backoff_delay(retries, base=opts.backoff_base, cap=opts.backoff_cap)
                 )
                 retries += 1
-                self._retrying(item, throttles + retries, delay, exc)
+                error = exc
+            else:
+                self.limiter.on_success()
+                return text
+            finally:
+                self.sending.discard(task)
+            if self.stopping:
+                raise _Stopped
+            self._retrying(item, throttles + retries, delay, error)
+            if delay > 0:
                 await asyncio.sleep(delay)
 
     def _retrying(self, item: _Item, attempt: int, delay: float, exc: TranscribeError) -> None:
-        logger.info("%s: %s; retry %d in %.1f s", item.source.label, exc.kind, attempt, delay)
-        self._emit(RetryDetails(item.row, item.source.label, attempt, delay, exc))
-
-    def _stop(self, exc: AccountError) -> None:
-        if self.fatal is None:
-            self.fatal = exc
-            logger.error("stopping the run: %s", exc)
-            self.fatal_event.set()
+        logger.info(
+            "%s: %s (%s); retry %d in %.1f s",
+            item.source.label,
+            exc.kind,
+            exc.error_code,
+            attempt,
+            delay,
+        )
+        if self.opts.on_event is not None:
+            self._emit(RetryDetails(item.row, item.source.label, attempt, delay, exc))
 
     # -- the whole run
 
     async def run(self) -> RunResult:
         opts = self.opts
         queue: asyncio.Queue[_Item | None] = asyncio.Queue(maxsize=2 * opts.concurrency)
+        if self.cache is not None:
+            self.writer = self.cache.writer(
+                flush_rows=max(1, 2 * opts.concurrency), flush_seconds=2.0, background=True
+            )
         self._open_bar()
-        tasks: list[asyncio.Task[None]] = []
         try:
-            async with Client(
+            self.client = Client(
                 opts.credentials,
                 timeout=opts.timeout,
                 max_connections=opts.concurrency,
                 gateway=opts.gateway,
-            ) as client:
-                self.client = client
-                producer = asyncio.create_task(self._produce(queue))
-                tasks = [asyncio.create_task(self._worker(queue)) for _ in range(opts.concurrency)]
-                tasks.append(producer)
-                everything: asyncio.Future[list[None]] = asyncio.gather(*tasks)
-                stop_wait: asyncio.Future[Any] = asyncio.ensure_future(self.fatal_event.wait())
-                try:
-                    await asyncio.wait([everything, stop_wait], return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    stop_wait.cancel()
-                if everything.done():
-                    everything.result()  # re-raise a bug in a worker
-                else:
-                    everything.cancel()
-                    await asyncio.gather(everything, return_exceptions=True)
+            )
+            self.tasks = [asyncio.ensure_future(self._produce(queue))]
+            self.tasks += [
+                asyncio.ensure_future(self._worker(queue)) for _ in range(opts.concurrency)
+            ]
+            done, _ = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    task.result()  # a bug: raise it (the cleanup cancels the rest)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.shield(asyncio.to_thread(self._close_cache))
-            if self.bar is not None:
-                self.bar.set_postfix(
-                    cached=self.result.from_cache, failed=self.result.failed, refresh=False
-                )
-                self.bar.close()
+            await _finally(self._cleanup())
         if self.fatal is not None:
-            raise self.fatal
+            raise _stopped_error(self.fatal, self.result)
         if self.first_row_error is not None:
             raise self.first_row_error
         summary = self.result.summary()
@@ -670,26 +816,104 @@ class _Run:
             logger.warning(summary)
         return self.result
 
+    async def _cleanup(self) -> None:
+        """Cancel what still runs (requests in flight first, then the session, so that
+        no request fails for a closed session), flush the cache, end the threads."""
+        for task in self.tasks:
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(self.tasks)
+        try:
+            if self.client is not None:
+                await self.client.close()
+        finally:
+            try:
+                await self._offload(self._close_cache)
+            finally:
+                await self._close_threads()
+                self._close_bar()
+
     def _close_cache(self) -> None:
         if self.writer is not None:
-            self.writer.close()
+            try:
+                self.writer.close()
+            except OSError as exc:  # the transcripts are still in the result
+                logger.error(
+                    "could not write %d finished rows to the cache %s: %s",
+                    self.writer.pending,
+                    self.cache.path if self.cache is not None else "",
+                    exc,
+                )
         if self.cache is not None and self.memo_buffer:
-            self.cache.memo_put_many(self.memo_buffer)
-            self.memo_buffer = []
+            memo, self.memo_buffer = self.memo_buffer, []
+            try:
+                self.cache.memo_put_many(memo)
+            except OSError as exc:  # only a speed-up for the next run
+                logger.warning("could not write the path -> sha256 memo: %s", exc)
 
 
-def _read_and_hash(source: Source) -> tuple[bytes, str]:
+async def _finally(cleanup: Coroutine[Any, Any, None]) -> None:
+    """Await ``cleanup`` to its end even if the caller is cancelled meanwhile, then re-raise."""
+    task = asyncio.ensure_future(cleanup)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                break
+            cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError
+
+
+def _read_and_hash(source: Source) -> tuple[bytes, str, tuple[str, int, int] | None]:
+    """The audio bytes, their sha256 and (for a local file) its memo key."""
+    stat_key = source.stat_key() if source.kind == "path" else None
     data = source.read()
-    return data, hashlib.sha256(data).hexdigest()
+    return data, hashlib.sha256(data).hexdigest(), stat_key
+
+
+def _read_and_prepare(source: Source, data: bytes | None, opts: RunOptions) -> list[audio_mod.Part]:
+    if data is None:
+        data = source.read()
+    return audio_mod.prepare(
+        data, label=source.label, encode=opts.encode, max_part_seconds=opts.max_part_seconds
+    )
+
+
+def _unexpected(exc: Exception, label: str, secret: str) -> TranscribeError:
+    """A row's error for an exception that is not in the error tree: a bug, logged in full."""
+    what = redact(f"{type(exc).__name__}: {str(exc)[:300]}", secret)
+    logger.error("%s: unexpected %s; the row failed", label, what, exc_info=True)
+    return TranscribeError(
+        f"{label}: unexpected {what} (a bug in cf-transcribe-pandas or a library it uses; "
+        "please report it with the log)",
+        code="internal_error",
+    )
 
 
 def _with_label(exc: TranscribeError, label: str) -> TranscribeError:
     if label and label not in exc.message:
-        new = type(exc)(
+        return type(exc)(
             f"{label}: {exc.message}", code=exc.code, status=exc.status, retry_after=exc.retry_after
         )
-        return new
     return exc
+
+
+def _stopped_error(exc: AccountError, result: RunResult) -> AccountError:
+    """The stop error, saying how far the run got and how to go on."""
+    kept = (
+        "in the cache and in this error's .partial"
+        if result.cache_enabled
+        else ("in this error's .partial")
+    )
+    message = (
+        f"{exc.message} The run stopped: {result.done:,} of {result.n:,} rows are done "
+        f"(kept {kept}); fix the cause and rerun the same call to continue."
+    )
+    return type(exc)(message, code=exc.code, status=exc.status, retry_after=exc.retry_after)
 
 
 async def transcribe_rows(
@@ -701,11 +925,20 @@ async def transcribe_rows(
 ) -> RunResult:
     """Transcribe ``values`` (one per row) and return per-row results.
 
+    Args:
+        values: One audio value per row (see :func:`audio.to_source`).
+        languages: One language code (or None) per row.
+        prompts: One prompt (or None) per row.
+        options: How to run.
+
+    Returns:
+        The per-row results, in input order.
+
     Raises:
-        AccountError: the run stopped on 3036/401/403/3023; ``.result`` holds the
-            finished rows.
-        TranscribeError: with ``errors="raise"``, the first row error; ``.result``
+        AccountError: the run stopped on 3036/401/403/3023; ``.run_result``
             holds the finished rows.
+        TranscribeError: with ``errors="raise"``, the first row error;
+            ``.run_result`` holds the finished rows.
     """
     run = _Run(values, languages, prompts, options)
     try:
@@ -725,6 +958,12 @@ def run_in_thread(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     (Jupyter, IPython, async frameworks). Ctrl-C cancels the coroutine (which
     flushes the cache and closes its session), waits for the thread to end,
     and re-raises ``KeyboardInterrupt``.
+
+    Args:
+        make: Called in the background thread to create the coroutine.
+
+    Returns:
+        What the coroutine returned.
     """
     state: dict[str, Any] = {}
     ready = threading.Event()
@@ -732,7 +971,12 @@ def run_in_thread(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     def target() -> None:
         loop = asyncio.new_event_loop()
         try:
-            task = loop.create_task(make())
+            asyncio.set_event_loop(loop)
+            try:
+                task = loop.create_task(make())
+            except BaseException as exc:
+                state["error"] = exc
+                return
             state["loop"], state["task"] = loop, task
             ready.set()
             try:
@@ -745,6 +989,7 @@ def run_in_thread(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
                 loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.run_until_complete(loop.shutdown_default_executor())
             finally:
+                asyncio.set_event_loop(None)
                 loop.close()
 
     thread = threading.Thread(target=target, name="cf-transcribe-run", daemon=True)
@@ -756,8 +1001,11 @@ def run_in_thread(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         ready.wait()
         loop = state.get("loop")
         task = state.get("task")
-        if loop is not None and task is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(task.cancel)
+        if loop is not None and task is not None:
+            try:
+                loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:  # the loop already closed: the run had ended
+                pass
         thread.join()
         raise
     error = state.get("error")
@@ -779,18 +1027,32 @@ def assemble(
     errors: str,
     provenance: bool,
 ) -> pd.DataFrame:
-    """A new DataFrame: ``df``'s columns plus the text (and error/provenance) columns."""
-    out: pd.DataFrame = df.copy(deep=False)
-    out[output] = pd.array(result.texts, dtype="string")
+    """A new DataFrame: ``df``'s columns plus the text (and error/provenance) columns.
+
+    Args:
+        df: The input frame (not modified).
+        result: The run's per-row results, in ``df``'s row order.
+        output: Name of the text column.
+        errors: ``"coerce"`` adds ``{output}_error`` and ``{output}_error_code``.
+        provenance: Adds ``{output}_cached``, ``{output}_model`` and
+            ``{output}_duration_s``.
+
+    Returns:
+        The new frame, same index and row order as ``df``.
+    """
+    columns: dict[str, Any] = {output: pd.array(result.texts, dtype="string")}
     if errors == "coerce":
-        out[f"{output}_error"] = pd.array(
+        columns[f"{output}_error"] = pd.array(
             [e.message if e is not None else None for e in result.errors], dtype="string"
         )
-        out[f"{output}_error_code"] = pd.array(
+        columns[f"{output}_error_code"] = pd.array(
             [e.error_code if e is not None else None for e in result.errors], dtype="string"
         )
     if provenance:
-        out[f"{output}_cached"] = pd.array(result.cached, dtype="bool")
-        out[f"{output}_model"] = pd.array(result.models, dtype="string")
-        out[f"{output}_duration_s"] = pd.array(result.durations, dtype="Float64")
+        columns[f"{output}_cached"] = pd.array(result.cached, dtype="bool")
+        columns[f"{output}_model"] = pd.array(result.models, dtype="string")
+        columns[f"{output}_duration_s"] = pd.array(result.durations, dtype="Float64")
+    out: pd.DataFrame = df.copy(deep=False)
+    for name, values in columns.items():
+        out[name] = values
     return out

@@ -6,7 +6,11 @@ window, and an adaptive slow-down when the service says "too many".
   opens with a burst of a minute's worth of requests. It starts with one token.
 * **Hard window.** Whatever the bucket says, no more than ``limit`` requests are
   started in any 60-second window. This is what the account's limit means, and
-  it keeps a run that idled (full bucket) from overshooting.
+  it keeps a run that idled (full bucket) from overshooting. The window is
+  ``WINDOW_SECONDS + WINDOW_MARGIN`` long on our side: a request reaches the
+  service a little after we start it, by a delay that varies, so a run paced
+  exactly at the limit would otherwise see the request that starts a new
+  minute land just inside the service's old one about half the time.
 * **AIMD.** A 429/3040 answer multiplies the send rate by ``decrease`` (at most
   once per ``cooldown``, so a burst of 429s from one moment counts once); each
   success adds ``limit * increase`` back, up to the configured limit. The
@@ -35,6 +39,12 @@ __all__ = ["Limiter", "RateLimiter", "backoff_delay"]
 logger = logging.getLogger("cf_transcribe_pandas")
 
 WINDOW_SECONDS = 60.0
+"""The service's rate-limit window."""
+
+WINDOW_MARGIN = 0.5
+"""Seconds added to our copy of the window, for the varying delay between
+starting a request and the service counting it. At the limit it costs
+``WINDOW_MARGIN / WINDOW_SECONDS`` of the rate (under 1 %)."""
 
 
 def backoff_delay(
@@ -133,12 +143,23 @@ class RateLimiter:
 
     def recent_rpm(self) -> float:
         """Requests started in the last 60 seconds."""
-        self._trim(self._clock())
-        return float(len(self._window))
+        now = self._clock()
+        self._trim(now)
+        window = self._window
+        if not window:
+            return 0.0
+        # The window keeps the margin's worth of older starts too: skip them.
+        horizon = now - WINDOW_SECONDS
+        old = 0
+        for start in window:
+            if start >= horizon:
+                break
+            old += 1
+        return float(len(window) - old)
 
     def _trim(self, now: float) -> None:
         window = self._window
-        while window and now - window[0] >= WINDOW_SECONDS:
+        while window and now - window[0] >= WINDOW_SECONDS + WINDOW_MARGIN:
             window.popleft()
 
     def _refill(self, now: float) -> None:
@@ -155,7 +176,7 @@ class RateLimiter:
         self._trim(now)
         hard_cap = int(self.limit)
         if len(self._window) >= max(1, hard_cap):
-            waits.append(self._window[0] + WINDOW_SECONDS - now)
+            waits.append(self._window[0] + WINDOW_SECONDS + WINDOW_MARGIN - now)
         return max(0.0, *waits)
 
     async def acquire(self) -> None:

@@ -1,0 +1,517 @@
+"""This library against what a user would write instead, side by side, in one run.
+
+``make bench`` (or ``python benchmarks/compare.py [--quick]``) starts the
+emulator in a subprocess (``Emulator(process=True)``) and sends the same
+rows (distinct small WAV files, one per row) through four clients, one after
+the other, resetting the emulator in between (same seed, same faults):
+
+- ``cf-transcribe-pandas``: ``df.cfai.transcribe("audio", ...)`` with a fresh
+  temporary cache directory (the default experience, minus the progress bar).
+- ``bare aiohttp``: the HTTP stack's limit. One ``aiohttp.ClientSession``, an
+  ``asyncio.Semaphore`` of the same concurrency, the unified body built per
+  row (read the file, base64, JSON). On any failure it waits ``Retry-After``
+  (else 1 s) and resends, up to 10 attempts: the least a script needs to finish.
+- ``cloudflare SDK``: the official ``cloudflare`` package's ``AsyncCloudflare``
+  with its defaults (``max_retries=2``: it honors ``Retry-After`` up to 60 s,
+  else backs off 0.5-8 s) and a semaphore; ``client.ai.run(model,
+  account_id=..., extra_body={"file": data_uri})`` on the per-model route. Rows
+  whose call still raises are lost, as in ``asyncio.gather(...,
+  return_exceptions=True)``.
+- ``requests, sequential``: a plain ``for`` loop over ``requests.Session.post``
+  with the bare loop's retry rule. It runs on fewer rows; its rows/s is
+  extrapolated from them (the table says so).
+
+Scenarios (the emulator's settings; concurrency 64 everywhere):
+
+- ``rate-bound``: the emulator admits 600 requests per sliding 60 s window
+  (429 code 3040 + ``Retry-After`` beyond), 0.3 s per run; the library gets
+  ``rate_limit=600``. At least 60 s of steady state (``--quick``: about 12 s).
+  Ratio: rows/s over the limit (10/s).
+- ``rate-bound-10s``: the same 600/min, enforced as 100 per sliding
+  10 s: a service that does not let a client spend a minute's allowance in a
+  burst, where bursts and retries turn into 429 storms. Ratio: over the limit.
+- ``latency-bound``: 1 s per run, no limit. Ratio: over the bare loop.
+- ``cpu-bound``: 0 s per run, no limit; client and server share the cores.
+  Ratio: over the bare loop.
+- ``faulty``: 20 % 429 (3040, Retry-After 1 s), 5 % 5xx, 2 % connection
+  resets, 0.2 s per run, fixed seed, no limit. Ratio: over the bare loop.
+- ``faulty-720``: the same faults under the account limit (720/min); the
+  library gets ``rate_limit=720``. Ratio: over the limit (12/s).
+
+The emulator's sliding window lets a client that ignores the limit spend a
+whole window's allowance in a few seconds, so over a run of a few windows such
+a client shows more rows/s than the limit (its long-run rate is the limit, at
+best) and pays for it in 429 answers; the 10 s window scenario shows how many
+when the service enforces the rate over shorter spans.
+
+Columns: rows/s (rows finished / wall seconds), the ratio, 429 answers the
+client received, rows finished, and duplicate successful requests (audio the
+emulator answered 200 for more than once: bought twice). The table is
+Markdown; the load average of the machine is printed with it, because the
+numbers mean little on a busy machine. Nothing is asserted: the last lines
+compare the library's numbers with the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import json
+import os
+import platform
+import tempfile
+import time
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pandas as pd
+
+import cf_transcribe_pandas  # noqa: F401  (registers df.cfai)
+from cf_transcribe_pandas.emulator import Emulator
+
+MODEL = "openai/gpt-4o-transcribe"
+CONCURRENCY = 64
+MAX_ATTEMPTS = 10
+SECONDS_PER_CLIP = 0.25
+RATE = 16_000
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One emulator setting and what to compare against."""
+
+    name: str
+    rows: int
+    sequential_rows: int
+    faults: dict[str, Any]
+    rate_limit: float
+    ratio_to: str  # "limit" or "bare"
+    limit_per_s: float | None = None
+    what: str = ""
+
+
+def scenarios(quick: bool) -> list[Scenario]:
+    """The four scenarios; ``quick`` shrinks the row counts for a smoke run."""
+    return [
+        Scenario(
+            "rate-bound",
+            rows=120 if quick else 720,
+            sequential_rows=15 if quick else 40,
+            faults={"rpm_limit": 600, "latency": 0.3},
+            rate_limit=600,
+            ratio_to="limit",
+            limit_per_s=10.0,
+            what="600 requests/min sliding window, 0.3 s per run; rate_limit=600",
+        ),
+        Scenario(
+            "rate-bound-10s",
+            rows=200 if quick else 300,
+            sequential_rows=15 if quick else 40,
+            faults={"rpm_limit": 100, "rate_window": 10.0, "latency": 0.3},
+            rate_limit=600,
+            ratio_to="limit",
+            limit_per_s=10.0,
+            what="the same 600/min enforced as 100 per sliding 10 s, 0.3 s per run; rate_limit=600",
+        ),
+        Scenario(
+            "latency-bound",
+            rows=256 if quick else 1280,
+            sequential_rows=4 if quick else 10,
+            faults={"latency": 1.0},
+            rate_limit=1_000_000,
+            ratio_to="bare",
+            what="1 s per run, no limit, 64 in flight",
+        ),
+        Scenario(
+            "cpu-bound",
+            rows=400 if quick else 2000,
+            sequential_rows=50 if quick else 200,
+            faults={},
+            rate_limit=1_000_000,
+            ratio_to="bare",
+            what="0 s per run, no limit, 64 in flight",
+        ),
+        Scenario(
+            "faulty",
+            rows=200 if quick else 800,
+            sequential_rows=15 if quick else 40,
+            faults={
+                "latency": 0.2,
+                "p429": 0.2,
+                "retry_after": 1.0,
+                "p500": 0.05,
+                "p_reset": 0.02,
+                "seed": 20240806,
+            },
+            rate_limit=1_000_000,
+            ratio_to="bare",
+            what="20 % 429 (Retry-After 1 s), 5 % 5xx, 2 % resets, 0.2 s per run, no limit",
+        ),
+        Scenario(
+            "faulty-720",
+            rows=120 if quick else 360,
+            sequential_rows=10 if quick else 30,
+            faults={
+                "rpm_limit": 720,
+                "latency": 0.2,
+                "p429": 0.2,
+                "retry_after": 1.0,
+                "p500": 0.05,
+                "p_reset": 0.02,
+                "seed": 20240806,
+            },
+            rate_limit=720,
+            ratio_to="limit",
+            limit_per_s=12.0,
+            what="the same faults under the account limit: 720/min sliding window; rate_limit=720",
+        ),
+    ]
+
+
+@dataclass
+class Outcome:
+    """One client's run of one scenario, with the emulator's counters."""
+
+    scenario: str
+    client: str
+    rows: int
+    finished: int
+    seconds: float
+    requests: int = 0
+    n429: int = 0
+    duplicates: int = 0
+    extrapolated: bool = False
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.finished / self.seconds if self.seconds > 0 else 0.0
+
+
+# --------------------------------------------------------------------------- audio
+
+
+def write_clips(folder: Path, n: int) -> list[Path]:
+    """``n`` distinct 0.25 s mono WAV files (a tone whose pitch and noise differ per row)."""
+    paths = []
+    samples = round(SECONDS_PER_CLIP * RATE)
+    t = np.arange(samples) / RATE
+    for i in range(n):
+        rng = np.random.default_rng(i)
+        signal = 0.3 * np.sin(2 * np.pi * (150 + i % 700) * t) + 0.02 * rng.standard_normal(samples)
+        pcm = np.round(np.clip(signal, -1, 1) * 32767).astype("<i2")
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(RATE)
+            w.writeframes(pcm.tobytes())
+        path = folder / f"clip_{i:05d}.wav"
+        path.write_bytes(buf.getvalue())
+        paths.append(path)
+    return paths
+
+
+def data_uri(path: Path) -> str:
+    """What every client sends as ``file``."""
+    return "data:audio/wav;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def retry_delay(retry_after: str | None) -> float:
+    """The baselines' wait before a resend: Retry-After seconds when given, else 1 s."""
+    try:
+        return max(0.0, float(retry_after)) if retry_after is not None else 1.0
+    except ValueError:
+        return 1.0
+
+
+# --------------------------------------------------------------------------- clients
+
+
+def run_library(emu: Emulator, paths: list[Path], sc: Scenario, cache_root: Path) -> int:
+    """df.cfai.transcribe over the rows; returns rows finished."""
+    df = pd.DataFrame({"audio": [str(p) for p in paths]})
+    with tempfile.TemporaryDirectory(dir=cache_root) as cache:
+        out = df.cfai.transcribe(
+            "audio",
+            errors="coerce",
+            cache=cache,
+            progress=False,
+            concurrency=CONCURRENCY,
+            rate_limit=sc.rate_limit,
+            account_id=emu.account_id,
+            api_token=emu.token,
+            base_url=emu.base_url,
+        )
+    return int(out["audio_text"].notna().sum())
+
+
+async def run_bare(emu: Emulator, paths: list[Path]) -> int:
+    """The bare aiohttp loop: a semaphore, one session, the same bodies; returns rows finished."""
+    url = emu.run_url()
+    headers = {"Authorization": f"Bearer {emu.token}", "Content-Type": "application/json"}
+    sem = asyncio.Semaphore(CONCURRENCY)
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(path: Path) -> bool:
+            async with sem:
+                body = json.dumps({"model": MODEL, "input": {"file": data_uri(path)}})
+                for _ in range(MAX_ATTEMPTS):
+                    retry_after = None
+                    try:
+                        async with session.post(url, data=body, headers=headers) as resp:
+                            payload = await resp.read()
+                            if resp.status == 200:
+                                return isinstance(json.loads(payload)["result"]["text"], str)
+                            retry_after = resp.headers.get("Retry-After")
+                    except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                        pass
+                    await asyncio.sleep(retry_delay(retry_after))
+                return False
+
+        done = await asyncio.gather(*(one(p) for p in paths))
+    return sum(done)
+
+
+async def run_sdk(emu: Emulator, paths: list[Path]) -> int:
+    """The official SDK with its default retries and a semaphore; returns rows finished."""
+    from cloudflare import AsyncCloudflare
+
+    client = AsyncCloudflare(api_token=emu.token, base_url=emu.base_url)
+    sem = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(path: Path) -> Any:
+        async with sem:
+            return await client.ai.run(
+                MODEL, account_id=emu.account_id, extra_body={"file": data_uri(path)}
+            )
+
+    try:
+        results = await asyncio.gather(*(one(p) for p in paths), return_exceptions=True)
+    finally:
+        await client.close()
+    return sum(1 for r in results if isinstance(r, dict) and isinstance(r.get("text"), str))
+
+
+def run_sequential(emu: Emulator, paths: list[Path]) -> int:
+    """A plain loop over requests.Session.post; returns rows finished."""
+    import requests
+
+    url = emu.run_url()
+    headers = {"Authorization": f"Bearer {emu.token}"}
+    finished = 0
+    with requests.Session() as session:
+        session.trust_env = False  # no proxy for 127.0.0.1
+        for path in paths:
+            body = {"model": MODEL, "input": {"file": data_uri(path)}}
+            for _ in range(MAX_ATTEMPTS):
+                retry_after = None
+                try:
+                    resp = session.post(url, json=body, headers=headers, timeout=60)
+                    if resp.status_code == 200:
+                        finished += isinstance(resp.json()["result"]["text"], str)
+                        break
+                    retry_after = resp.headers.get("Retry-After")
+                except requests.RequestException:
+                    pass
+                time.sleep(retry_delay(retry_after))
+    return finished
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def measure(
+    emu: Emulator, sc: Scenario, client: str, paths: list[Path], run: Callable[[], int]
+) -> Outcome:
+    """Reset the emulator to the scenario, time ``run``, read the counters."""
+    emu.reset()
+    if sc.faults:
+        emu.set_faults(**sc.faults)
+    start = time.perf_counter()
+    finished = run()
+    seconds = time.perf_counter() - start
+    counters = emu.counters()
+    status = counters["status"]
+    duplicates = sum(n - 1 for n in counters["ok_by_sha256"].values() if n > 1)
+    return Outcome(
+        sc.name,
+        client,
+        rows=len(paths),
+        finished=finished,
+        seconds=seconds,
+        requests=int(counters["requests"]),
+        n429=int(status.get("429", 0)),
+        duplicates=duplicates,
+    )
+
+
+def run_scenario(
+    emu: Emulator, sc: Scenario, paths: list[Path], cache_root: Path, clients: list[str]
+) -> list[Outcome]:
+    """Every client over the scenario's rows."""
+    rows = paths[: sc.rows]
+    runs: dict[str, tuple[list[Path], Callable[[], int]]] = {
+        "cf-transcribe-pandas": (rows, lambda: run_library(emu, rows, sc, cache_root)),
+        "bare aiohttp": (rows, lambda: asyncio.run(run_bare(emu, rows))),
+        "cloudflare SDK": (rows, lambda: asyncio.run(run_sdk(emu, rows))),
+        "requests, sequential": (
+            rows[: sc.sequential_rows],
+            lambda: run_sequential(emu, rows[: sc.sequential_rows]),
+        ),
+    }
+    out = []
+    for client in clients:
+        subset, fn = runs[client]
+        outcome = measure(emu, sc, client, subset, fn)
+        outcome.extrapolated = client == "requests, sequential"
+        print(
+            f"  {sc.name:<14} {client:<22} {outcome.finished:>5}/{outcome.rows:<5} rows "
+            f"{outcome.seconds:7.1f} s  {outcome.rows_per_s:8.1f} rows/s  "
+            f"429s {outcome.n429}  load {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
+        out.append(outcome)
+    return out
+
+
+def ratio(o: Outcome, sc: Scenario, bare: Outcome | None) -> str:
+    if sc.ratio_to == "limit" and sc.limit_per_s:
+        return f"{o.rows_per_s / sc.limit_per_s:.3f} of limit"
+    if bare is not None and bare.rows_per_s > 0:
+        return f"{o.rows_per_s / bare.rows_per_s:.2f}× bare"
+    return "n/a"
+
+
+def table(results: dict[str, list[Outcome]], by_name: dict[str, Scenario]) -> str:
+    lines = [
+        "| scenario | client | rows/s | ratio | 429s received | rows finished "
+        "| duplicate 200s | seconds |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, outcomes in results.items():
+        sc = by_name[name]
+        bare = next((o for o in outcomes if o.client == "bare aiohttp"), None)
+        for o in outcomes:
+            client = o.client + (f" ({o.rows} rows, extrapolated)" if o.extrapolated else "")
+            lines.append(
+                f"| {name} | {client} | {o.rows_per_s:.1f} | {ratio(o, sc, bare)} | "
+                f"{o.n429:,} of {o.requests:,} | {o.finished:,}/{o.rows:,} | "
+                f"{o.duplicates:,} | {o.seconds:.1f} |"
+            )
+    return "\n".join(lines)
+
+
+def verdicts(results: dict[str, list[Outcome]], by_name: dict[str, Scenario]) -> list[str]:
+    """The library's numbers against the targets (printed, never asserted)."""
+    out = []
+
+    def get(name: str, client: str) -> Outcome | None:
+        return next((o for o in results.get(name, []) if o.client == client), None)
+
+    def mark(ok: bool) -> str:
+        return "PASS" if ok else "MISS"
+
+    for name in ("rate-bound", "rate-bound-10s"):
+        lib = get(name, "cf-transcribe-pandas")
+        sc = by_name.get(name)
+        if lib is not None and sc is not None and sc.limit_per_s:
+            share = lib.rows_per_s / sc.limit_per_s
+            pct = 100 * lib.n429 / max(1, lib.requests)
+            out.append(
+                f"{mark(share >= 0.97 and pct <= 0.5)} {name}: {share:.3f} of the limit "
+                f"(target >= 0.97) with {pct:.2f} % 429s (target <= 0.5 %)"
+            )
+    for name in ("latency-bound", "cpu-bound", "faulty"):
+        lib, bare = get(name, "cf-transcribe-pandas"), get(name, "bare aiohttp")
+        if lib is not None and bare is not None and bare.rows_per_s > 0:
+            r = lib.rows_per_s / bare.rows_per_s
+            out.append(f"{mark(r >= 0.9)} {name}: {r:.2f}× the bare loop (target >= 0.9)")
+    for name in results:
+        lib, sdk = get(name, "cf-transcribe-pandas"), get(name, "cloudflare SDK")
+        if lib is None or sdk is None or sdk.requests == 0:
+            continue
+        storm = sdk.n429 / sdk.requests
+        if storm >= 0.1:
+            r = lib.rows_per_s / sdk.rows_per_s if sdk.rows_per_s else float("inf")
+            out.append(
+                f"{mark(r >= 1.5)} {name}: {r:.2f}× the SDK, whose retries drew "
+                f"{sdk.n429:,} 429s ({100 * storm:.0f} % of its requests; target >= 1.5×)"
+            )
+    for name in ("faulty", "faulty-720"):
+        lib = get(name, "cf-transcribe-pandas")
+        if lib is not None:
+            out.append(
+                f"{mark(lib.finished == lib.rows and lib.duplicates == 0)} {name}: "
+                f"{lib.finished}/{lib.rows} rows finished, {lib.duplicates} bought twice "
+                "(target: all, none)"
+            )
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the scenarios and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (about 2 min)")
+    parser.add_argument(
+        "--only", action="append", help="run only this scenario (repeatable)", default=None
+    )
+    parser.add_argument(
+        "--clients",
+        default="cf-transcribe-pandas,bare aiohttp,cloudflare SDK,requests, sequential",
+        help="comma-separated client names (default: all four)",
+    )
+    args = parser.parse_args(argv)
+    names = ["cf-transcribe-pandas", "bare aiohttp", "cloudflare SDK", "requests, sequential"]
+    clients = [n for n in names if n in args.clients]
+    chosen = [s for s in scenarios(args.quick) if not args.only or s.name in args.only]
+    by_name = {s.name: s for s in chosen}
+    load_start = os.getloadavg()
+    started = time.perf_counter()
+    results: dict[str, list[Outcome]] = {}
+    with tempfile.TemporaryDirectory(prefix="cf-bench-") as tmp:
+        root = Path(tmp)
+        (root / "clips").mkdir()
+        paths = write_clips(root / "clips", max(s.rows for s in chosen))
+        with Emulator(port=0, process=True) as emu:
+            for sc in chosen:
+                print(f"{sc.name}: {sc.what}", flush=True)
+                results[sc.name] = run_scenario(emu, sc, paths, root, clients)
+    load_end = os.getloadavg()
+    import cloudflare
+
+    print()
+    print(
+        f"cf-transcribe-pandas benchmark{' (--quick)' if args.quick else ''}: "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, aiohttp "
+        f"{aiohttp.__version__}, cloudflare {cloudflare.__version__}; emulator in a subprocess; "
+        f"concurrency {CONCURRENCY}; {SECONDS_PER_CLIP} s WAV clips, distinct per row; "
+        f"{time.perf_counter() - started:.0f} s in all."
+    )
+    print(
+        f"Load average (1/5/15 min) at start {load_start[0]:.2f}/{load_start[1]:.2f}/"
+        f"{load_start[2]:.2f}, at end {load_end[0]:.2f}/{load_end[1]:.2f}/{load_end[2]:.2f} "
+        "(the machine is shared: the cpu-bound row is the one that suffers)."
+    )
+    print()
+    for sc in chosen:
+        print(f"- {sc.name}: {sc.what}")
+    print()
+    print(table(results, by_name))
+    print()
+    for line in verdicts(results, by_name):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

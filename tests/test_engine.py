@@ -1,0 +1,640 @@
+"""The engine against the emulator, over real HTTP on 127.0.0.1: dedupe, the cache,
+retries, 429 storms, account-level stops, long audio, and cancellation.
+
+Public entry points (``df.cfai.transcribe`` / ``atranscribe``) are used where
+the public knobs suffice. Retry-heavy tests call :func:`engine.transcribe_rows`
+with a short backoff base (``RunOptions.backoff_base``), so that they stay
+fast without patching anything. The request log of the emulator (server-side
+arrival ``t`` and answer ``t_done``, on the same monotonic clock as this
+process) is the witness for "nothing was sent after the stop".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from clips import Sample, wav_bytes
+
+from cf_transcribe_pandas import (
+    AuthenticationError,
+    ModelNotFoundError,
+    QuotaExceededError,
+    RateChange,
+    RetryDetails,
+    RowDone,
+)
+from cf_transcribe_pandas.cache import Cache, cache_key
+from cf_transcribe_pandas.client import Credentials
+from cf_transcribe_pandas.emulator import Emulator
+from cf_transcribe_pandas.engine import RunOptions, RunResult, transcribe_rows
+
+MODEL = "openai/gpt-4o-transcribe"
+FAST = 60_000  # requests/minute: pacing never limits these tests
+
+
+def _options(emu: Emulator, **kw: Any) -> RunOptions:
+    kw.setdefault("progress", False)
+    kw.setdefault("rate_limit", FAST)
+    kw.setdefault("backoff_base", 0.01)
+    kw.setdefault("backoff_cap", 0.05)
+    return RunOptions(
+        credentials=Credentials(emu.account_id, emu.token, emu.base_url), model=MODEL, **kw
+    )
+
+
+def _run(values: list[Any], options: RunOptions) -> RunResult:
+    n = len(values)
+    return asyncio.run(
+        transcribe_rows(values, languages=[None] * n, prompts=[None] * n, options=options)
+    )
+
+
+def _key(sha: str, language: str | None = None, prompt: str | None = None) -> str:
+    return cache_key(sha, model=MODEL, language=language, prompt=prompt, temperature=None)
+
+
+def _wavs(n: int, start: int = 0) -> list[bytes]:
+    return [wav_bytes(start + i) for i in range(n)]
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Poll the emulator (another thread: there is no event to await)."""
+    while not condition():  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll ``condition`` until it holds (a liveness bound, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+# ---------------------------------------------------------------- dedupe and cache
+
+
+def test_identical_audio_and_parameters_are_sent_once(
+    samples: list[Sample], tmp_path: Path, emulator: Emulator, run_kwargs: dict[str, Any]
+) -> None:
+    clip = samples[0].path
+    copy = tmp_path / "copy of clip.wav"
+    copy.write_bytes(clip.read_bytes())
+    audio = [str(clip), clip.read_bytes(), str(copy), clip, str(samples[1].path), str(clip)]
+    df = pd.DataFrame({"audio": audio, "lang": ["en", "en", "en", "fr", None, "en"]})
+    out = df.cfai.transcribe("audio", language="lang", **run_kwargs)
+    assert out["audio_text"].tolist() == [samples[0].text] * 4 + [samples[1].text, samples[0].text]
+    # Same bytes + same parameters -> one request; "fr" is another request.
+    by_sha = emulator.counters()["by_sha256"]
+    assert by_sha == {samples[0].sha256: 2, samples[1].sha256: 1}
+    assert sorted(str(e["language"]) for e in emulator.requests()) == ["None", "en", "fr"]
+
+
+def test_request_count_equals_distinct_audio(
+    emulator: Emulator, run_kwargs: dict[str, Any]
+) -> None:
+    distinct = _wavs(7)
+    audio = [distinct[i % 7] for i in range(50)]
+    out = pd.DataFrame({"audio": audio}).cfai.transcribe("audio", concurrency=4, **run_kwargs)
+    assert emulator.counters()["requests"] == 7
+    assert out["audio_text"].tolist() == [f"transcript of {_sha(a)[:12]}" for a in audio]
+
+
+def test_rerun_is_served_from_the_cache(
+    samples: list[Sample], emulator: Emulator, run_kwargs: dict[str, Any]
+) -> None:
+    df = pd.DataFrame({"audio": [str(s.path) for s in samples]})
+    first = df.cfai.transcribe("audio", **run_kwargs)
+    assert emulator.counters()["requests"] == len(samples)
+    emulator.reset()
+    events: list[Any] = []
+    again = df.cfai.transcribe("audio", on_event=events.append, **run_kwargs)
+    assert emulator.counters()["requests"] == 0
+    pd.testing.assert_frame_equal(again, first)
+    assert sorted(e.status for e in events if isinstance(e, RowDone)) == ["cached"] * len(samples)
+    # The cache holds one row per clip, under the documented key.
+    hits = Cache(run_kwargs["cache"]).lookup(_key(s.sha256) for s in samples)
+    assert {k: r.text for k, r in hits.items()} == {_key(s.sha256): s.text for s in samples}
+
+
+def test_failures_are_not_cached_and_a_rerun_resends_only_them(
+    emulator: Emulator, kwargs_for: Callable[..., dict[str, Any]], cache_dir: Path
+) -> None:
+    audio = _wavs(16)
+    df = pd.DataFrame({"audio": audio})
+    emulator.set_faults(p500=0.5, seed=7)
+    first = df.cfai.transcribe(
+        "audio", errors="coerce", max_retries=0, **kwargs_for(emulator, cache_dir)
+    )
+    failed = first["audio_text"].isna()
+    assert 0 < failed.sum() < len(audio)
+    assert set(first.loc[failed, "audio_text_error_code"]) <= {
+        "3000",
+        "http_500",
+        "http_502",
+        "http_503",
+    }
+    assert first.attrs["cfai_summary"].startswith(f"{failed.sum()} of 16 rows failed: ")
+    cache = Cache(cache_dir)
+    cached = cache.lookup(_key(_sha(a)) for a in audio)
+    assert set(cached) == {_key(_sha(a)) for a, f in zip(audio, failed, strict=True) if not f}
+
+    emulator.reset()
+    again = df.cfai.transcribe("audio", errors="coerce", **kwargs_for(emulator, cache_dir))
+    assert again["audio_text"].notna().all()
+    resent = set(emulator.counters()["by_sha256"])
+    assert resent == {_sha(a) for a, f in zip(audio, failed, strict=True) if f}
+    assert emulator.counters()["requests"] == failed.sum()
+
+
+def test_a_rerun_knows_unchanged_files_without_reading_them(
+    samples: list[Sample], tmp_path: Path, emulator: Emulator, run_kwargs: dict[str, Any]
+) -> None:
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(samples[0].path.read_bytes())
+    df = pd.DataFrame({"audio": [str(clip)]})
+    assert df.cfai.transcribe("audio", **run_kwargs).loc[0, "audio_text"] == samples[0].text
+    # Same size and mtime: the path -> sha256 memo answers, the file is not read again
+    # (here its bytes changed behind the memo's back, and the cached text still comes).
+    stat = clip.stat()
+    clip.write_bytes(samples[0].path.read_bytes()[:-2] + b"\x01\x02")
+    os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    emulator.reset()
+    assert df.cfai.transcribe("audio", **run_kwargs).loc[0, "audio_text"] == samples[0].text
+    assert emulator.counters()["requests"] == 0
+    # A new mtime: the file is hashed again, and its new audio is sent.
+    os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    out = df.cfai.transcribe("audio", **run_kwargs)
+    assert emulator.counters()["requests"] == 1
+    assert out.loc[0, "audio_text"] == f"transcript of {_sha(clip.read_bytes())[:12]}"
+
+
+def test_cache_false_sends_every_time(
+    samples: list[Sample], emulator: Emulator, kwargs_for: Callable[..., dict[str, Any]]
+) -> None:
+    df = pd.DataFrame({"audio": [str(samples[0].path)]})
+    for _ in range(2):
+        df.cfai.transcribe("audio", **kwargs_for(emulator, False))
+    assert emulator.counters()["requests"] == 2
+
+
+def test_finished_rows_are_flushed_in_batches_during_the_run(
+    emulator: Emulator, run_kwargs: dict[str, Any]
+) -> None:
+    emulator.set_faults(latency=0.02)
+    df = pd.DataFrame({"audio": _wavs(60)})
+    df.cfai.transcribe("audio", concurrency=2, **run_kwargs)  # flush every 2 * 2 rows
+    parts = list((Path(run_kwargs["cache"]) / "results").glob("*.parquet"))
+    assert len(parts) >= 2
+    assert len(Cache(run_kwargs["cache"])) == 60
+
+
+# ---------------------------------------------------------------- retries
+
+
+def test_429_storm_with_retry_after_finishes_every_row_once(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator.set_faults(p429=0.6, retry_after=0, seed=3)  # "Retry-After: 0"
+    audio = _wavs(30)
+    events: list[Any] = []
+    # 429s are paced, not counted against max_retries: none allowed here, all rows finish.
+    options = _options(emulator, concurrency=8, max_retries=0, on_event=events.append)
+    with caplog.at_level(logging.INFO, logger="cf_transcribe_pandas"):
+        result = _run(audio, options)
+    assert result.failed == 0
+    assert result.texts == [f"transcript of {_sha(a)[:12]}" for a in audio]
+    counters = emulator.counters()
+    assert counters["status"]["429"] > 10
+    # No row's audio was answered 200 twice: one retry layer, no duplicate sends.
+    assert counters["ok_by_sha256"] == {_sha(a): 1 for a in audio}
+    retries = [e for e in events if isinstance(e, RetryDetails)]
+    assert len(retries) == counters["status"]["429"]
+    assert all(e.error.status == 429 and e.delay == 0 for e in retries)
+    # 429s slow the run down (AIMD), and say so in the log.
+    assert any(isinstance(e, RateChange) and e.new < e.old for e in events)
+    assert "send rate 60000 -> 45000 requests/min" in caplog.messages
+
+
+def test_a_row_gives_up_on_429s_after_its_deadline(emulator: Emulator) -> None:
+    emulator.set_faults(p429=1.0, retry_after=0)
+    result = _run(_wavs(2), _options(emulator, errors="coerce", row_deadline=0.3))
+    assert result.texts == [None, None]
+    assert [e.kind if e else None for e in result.errors] == ["rate limited"] * 2
+    assert [e.error_code if e else None for e in result.errors] == ["3040"] * 2
+
+
+def test_retry_after_is_honored(emulator: Emulator) -> None:
+    emulator.set_faults(p429=0.5, retry_after=1, seed=5)
+    audio = _wavs(8)
+    result = _run(audio, _options(emulator, concurrency=8))
+    assert result.failed == 0
+    log = emulator.requests()
+    assert any(e["status"] == 429 for e in log)
+    for sha in {e["sha256"] for e in log}:
+        mine = sorted((e for e in log if e["sha256"] == sha), key=lambda e: e["t"])
+        for before, after in itertools.pairwise(mine):
+            assert before["status"] == 429
+            # Resent no sooner than the service asked (same clock: both in this process).
+            assert after["t"] - before["t"] >= before["retry_after"]
+
+
+def test_the_rate_recovers_after_the_429s_stop(emulator: Emulator) -> None:
+    emulator.set_faults(p429=1.0, retry_after=0)
+    events: list[Any] = []
+
+    def hook(event: Any) -> None:
+        events.append(event)
+        if isinstance(event, RateChange):
+            emulator.set_faults(p429=0.0)  # the storm is over
+
+    result = _run(_wavs(80), _options(emulator, concurrency=4, rate_limit=30_000, on_event=hook))
+    assert result.failed == 0
+    changes = [e for e in events if isinstance(e, RateChange)]
+    assert changes[0].new < changes[0].old
+    assert changes[-1].new == 30_000  # back to the limit after enough successes
+
+
+def test_5xx_and_connection_resets_are_retried(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator.set_faults(p500=0.3, p_reset=0.2, p408=0.1, seed=11)
+    audio = _wavs(30)
+    events: list[Any] = []
+    with caplog.at_level(logging.INFO, logger="cf_transcribe_pandas"):
+        result = _run(audio, _options(emulator, concurrency=6, on_event=events.append))
+    assert result.failed == 0
+    counters = emulator.counters()
+    assert counters["resets"] > 0
+    assert counters["faults"].get("p500", 0) > 0
+    assert counters["ok_by_sha256"] == {_sha(a): 1 for a in audio}
+    retries = [e for e in events if isinstance(e, RetryDetails)]
+    assert len(retries) == counters["requests"] - len(audio)
+    assert {type(e.error).__name__ for e in retries} >= {"ServiceError", "NetworkError"}
+    assert "retry 1 in" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("faults", "kind", "code"),
+    [
+        ({"p500": 1.0, "p_html": 0.0}, "service error", "3000"),
+        ({"p_reset": 1.0}, "connection error", "connection_error"),
+        ({"p408": 1.0}, "timeout", "3007"),
+    ],
+)
+def test_max_retries_exhausted_is_the_rows_error(
+    faults: dict[str, Any], kind: str, code: str, emulator: Emulator
+) -> None:
+    emulator.set_faults(**faults)
+    audio = _wavs(3)
+    result = _run(audio, _options(emulator, errors="coerce", max_retries=2))
+    assert result.texts == [None] * 3
+    assert not result.cache_enabled
+    assert all(e is not None and e.kind == kind and e.error_code == code for e in result.errors)
+    assert emulator.counters()["by_sha256"] == {_sha(a): 3 for a in audio}  # 1 + 2 retries
+    assert result.summary() == (
+        f"3 of 3 rows failed: 3 {kind}; rerun to retry them "
+        "(with cache=False every row is sent again)"
+    )
+
+
+def test_client_errors_are_never_retried(
+    samples: list[Sample], emulator: Emulator, run_kwargs: dict[str, Any]
+) -> None:
+    df = pd.DataFrame({"audio": [str(s.path) for s in samples[:3]]})
+    out = df.cfai.transcribe("audio", model="openai/no-such-model", errors="coerce", **run_kwargs)
+    assert out["audio_text_error_code"].tolist() == ["5007"] * 3
+    assert emulator.counters()["requests"] == 3
+    emulator.reset()
+    emulator.set_faults(max_file_bytes=20_000)  # 413 3006 for the bigger clips
+    out = df.cfai.transcribe("audio", errors="coerce", **run_kwargs)
+    assert out["audio_text_error_code"].tolist() == ["3006", "3006", "3006"]
+    assert emulator.counters()["requests"] == 3
+
+
+def test_errors_raise_with_a_service_error(
+    samples: list[Sample], emulator: Emulator, run_kwargs: dict[str, Any]
+) -> None:
+    df = pd.DataFrame({"audio": [str(s.path) for s in samples]})
+    with pytest.raises(ModelNotFoundError) as info:
+        df.cfai.transcribe("audio", model="openai/no-such-model", concurrency=1, **run_kwargs)
+    assert info.value.error_code == "5007"
+    assert emulator.counters()["requests"] == 1  # nothing sent after the first failed row
+    assert info.value.partial["audio_text"].isna().all()
+
+
+class _Exploding(os.PathLike[str]):
+    """A cell whose path conversion raises: no library error class covers it."""
+
+    def __fspath__(self) -> str:
+        raise RuntimeError("this path cannot be named")
+
+
+def test_an_unexpected_exception_costs_one_row_not_the_run(
+    samples: list[Sample],
+    emulator: Emulator,
+    run_kwargs: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    df = pd.DataFrame({"audio": [str(samples[0].path), _Exploding(), str(samples[1].path)]})
+    out = df.cfai.transcribe("audio", errors="coerce", **run_kwargs)
+    assert out["audio_text"].isna().tolist() == [False, True, False]
+    assert out.loc[1, "audio_text_error_code"] == "internal_error"
+    assert "RuntimeError: this path cannot be named" in out.loc[1, "audio_text_error"]
+    assert "Traceback" in caplog.text  # logged in full, to be reported
+    assert emulator.counters()["requests"] == 2
+
+
+# ---------------------------------------------------------------- account-level stops
+
+
+def _assert_nothing_sent_after_the_stop(emu: Emulator, code: int, concurrency: int) -> None:
+    """No request reached the server after the first ``code`` answer left it.
+
+    The log's clock is the server's: a request we sent just before the stop
+    answer reached us could still arrive after the answer left. The tests pace
+    requests (rate_limit) so that this cannot happen, which makes any late
+    request a real violation.
+    """
+    log = emu.requests()
+    stops = [e for e in log if e["code"] == code]
+    assert stops, f"no {code} answer in the log"
+    first = min(stops, key=lambda e: e["t_done"])
+    late = [e for e in log if e["t"] > first["t_done"]]
+    assert late == [], f"{len(late)} request(s) started after the first {code} answer"
+    in_flight = [e for e in log if e["t"] <= first["t_done"] and e["t_done"] >= first["t_done"]]
+    assert len(in_flight) <= concurrency
+
+
+@pytest.mark.parametrize("errors", ["raise", "coerce"])
+def test_quota_3036_stops_the_run_and_keeps_finished_rows(
+    errors: str,
+    emulator_factory: Callable[..., Emulator],
+    kwargs_for: Callable[..., dict[str, Any]],
+    cache_dir: Path,
+) -> None:
+    emu = emulator_factory(quota=12, latency=0.25)
+    audio = _wavs(60)
+    df = pd.DataFrame({"audio": audio}, index=pd.Index([f"r{i}" for i in range(60)]))
+    with pytest.raises(QuotaExceededError) as info:
+        df.cfai.transcribe(
+            "audio", errors=errors, concurrency=8, rate_limit=600, **kwargs_for(emu, cache_dir)
+        )
+    exc = info.value
+    assert exc.error_code == "3036"
+    assert "daily" in str(exc)
+    assert "rerun the same call to continue" in str(exc)
+    _assert_nothing_sent_after_the_stop(emu, 3036, concurrency=8)
+
+    ok = set(emu.counters()["ok_by_sha256"])
+    assert 0 < len(ok) <= 12
+    partial = exc.partial
+    assert partial.index.equals(df.index)
+    finished = partial["audio_text"].notna()
+    assert {_sha(a) for a, f in zip(audio, finished, strict=True) if f} == ok
+    # Every finished row is in the cache; a rerun sends only the others.
+    assert set(Cache(cache_dir).lookup(_key(s) for s in ok)) == {_key(s) for s in ok}
+    if errors == "coerce":
+        assert partial["audio_text_error"].isna().all()  # unfinished rows are not row errors
+
+
+def test_a_wrong_token_stops_the_run_at_the_first_answer(
+    samples: list[Sample], emulator: Emulator, run_kwargs: dict[str, Any]
+) -> None:
+    df = pd.DataFrame({"audio": _wavs(30)})
+    with pytest.raises(AuthenticationError, match="CLOUDFLARE_API_TOKEN") as info:
+        df.cfai.transcribe(
+            "audio",
+            concurrency=8,
+            errors="coerce",
+            rate_limit=60,  # one request per second: none is on its way when the 401 comes
+            **{**run_kwargs, "api_token": "wrong-token"},
+        )
+    assert info.value.status == 401
+    _assert_nothing_sent_after_the_stop(emulator, 10000, concurrency=8)
+    assert emulator.counters()["requests"] == 1
+    assert info.value.partial["audio_text"].isna().all()
+
+
+def test_a_blocked_account_stops_the_run(
+    emulator_factory: Callable[..., Emulator],
+    kwargs_for: Callable[..., dict[str, Any]],
+    cache_dir: Path,
+) -> None:
+    emu = emulator_factory(blocked=True)
+    df = pd.DataFrame({"audio": _wavs(20)})
+    with pytest.raises(AuthenticationError, match="blocked") as info:
+        df.cfai.transcribe("audio", concurrency=4, rate_limit=60, **kwargs_for(emu, cache_dir))
+    assert info.value.error_code == "3023"
+    _assert_nothing_sent_after_the_stop(emu, 3023, concurrency=4)
+
+
+def test_a_stop_while_other_rows_wait_for_a_retry(emulator: Emulator) -> None:
+    # Rows sleeping on a 429 must not wake up and send after the stop. Paced at
+    # 10 requests/s, so that no request is already on its way when the stop answer
+    # leaves the server (the log's clock is the server's, and "after the stop" means
+    # after its answer reached us): the quota outlasts a first burst of `concurrency`.
+    emulator.set_faults(p429=0.5, retry_after=1, seed=2, quota=12)
+    with pytest.raises(QuotaExceededError):
+        _run(_wavs(40), _options(emulator, concurrency=8, rate_limit=600))
+    assert emulator.counters()["status"]["429"] > 1
+    _assert_nothing_sent_after_the_stop(emulator, 3036, concurrency=8)
+
+
+# ---------------------------------------------------------------- concurrency, URLs, long audio
+
+
+def test_requests_in_flight_are_bounded_by_concurrency(
+    emulator: Emulator, run_kwargs: dict[str, Any]
+) -> None:
+    emulator.set_faults(latency=0.1)
+    pd.DataFrame({"audio": _wavs(24)}).cfai.transcribe("audio", concurrency=3, **run_kwargs)
+    assert 1 <= emulator.counters()["max_in_flight"] <= 3
+
+
+def test_plain_http_urls_are_the_rows_error_before_sending(
+    emulator: Emulator, run_kwargs: dict[str, Any]
+) -> None:
+    df = pd.DataFrame({"audio": ["http://example.com/a.wav"]})
+    out = df.cfai.transcribe("audio", errors="coerce", **run_kwargs)
+    assert out.loc[0, "audio_text_error_code"] == "unsupported_input"
+    assert "https" in out.loc[0, "audio_text_error"]
+    assert emulator.counters()["requests"] == 0
+
+
+def test_https_urls_are_passed_through_unchanged(
+    emulator: Emulator, run_kwargs: dict[str, Any]
+) -> None:
+    url = "https://example.com/audio/clip.mp3?sig=abc"
+    emulator.register({url: "from a URL"})
+    out = pd.DataFrame({"audio": [url, url]}).cfai.transcribe("audio", **run_kwargs)
+    assert out["audio_text"].tolist() == ["from a URL"] * 2
+    (entry,) = emulator.requests()
+    assert entry["file_kind"] == "url"
+    assert entry["url"] == url
+
+
+def test_long_audio_is_split_and_each_part_prompted_with_the_previous_tail(
+    emulator: Emulator, run_kwargs: dict[str, Any]
+) -> None:
+    emulator.set_faults(words_per_second=2.0)
+    long = wav_bytes(1, seconds=25.0, rate=8000)
+    out = pd.DataFrame({"audio": [long]}).cfai.transcribe(
+        "audio", max_part_seconds=10, prompt="Glossary.", provenance=True, **run_kwargs
+    )
+    log = sorted(emulator.requests(), key=lambda e: e["t"])
+    assert len(log) == 3
+    assert log[0]["prompt"] == "Glossary."
+    # Later parts: the user's prompt, then the previous part's text (under 30 words here).
+    tails = [e["prompt"].removeprefix("Glossary. ") for e in log[1:]]
+    assert all(
+        t.startswith("w1 ") and t != e["prompt"] for t, e in zip(tails, log[1:], strict=True)
+    )
+    text = out.loc[0, "audio_text"]
+    assert text.startswith(f"{tails[0]} {tails[1]} w1 ")
+    assert len(text.split()) == pytest.approx(50, abs=2)  # 25 s at 2 words/s
+    assert out.loc[0, "audio_text_duration_s"] == pytest.approx(25.0, abs=0.1)
+
+
+def test_a_part_cut_at_the_output_cap_is_split_and_sent_again(
+    emulator: Emulator, run_kwargs: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # 40 s at 48 words/s is 1,920 words: over the emulated 1,500-word output cap.
+    emulator.set_faults(words_per_second=48.0, max_output_words=1500)
+    long = wav_bytes(2, seconds=40.0, rate=8000)
+    with caplog.at_level(logging.INFO, logger="cf_transcribe_pandas"):
+        out = pd.DataFrame({"audio": [long]}).cfai.transcribe("audio", **run_kwargs)
+    assert emulator.counters()["requests"] == 3  # the whole, then its two halves
+    assert len(out.loc[0, "audio_text"].split()) == pytest.approx(1920, abs=30)
+    assert "looks cut" in caplog.text
+
+
+# ---------------------------------------------------------------- cancellation
+
+
+async def test_cancelling_atranscribe_keeps_finished_rows_and_leaves_nothing_behind(
+    emulator: Emulator, run_kwargs: dict[str, Any]
+) -> None:
+    loop = asyncio.get_running_loop()
+    loop_errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: loop_errors.append(context))
+    threads_before = set(threading.enumerate())
+    audio = _wavs(40)
+    df = pd.DataFrame({"audio": audio})
+    events: list[Any] = []
+    task = asyncio.ensure_future(
+        df.cfai.atranscribe(
+            "audio", concurrency=3, rate_limit=600, on_event=events.append, **run_kwargs
+        )
+    )
+    await _until(lambda: emulator.counters()["ok"] >= 5)
+    emulator.set_faults(latency=60.0)  # from now on every request hangs
+    await _until(lambda: emulator.counters()["in_flight"] == 3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    # The requests in flight were cancelled (the server saw the client go), none came after.
+    await _until(lambda: emulator.counters()["in_flight"] == 0)
+    counters = emulator.counters()
+    assert counters["status"]["499"] == 3
+    assert counters["requests"] == counters["ok"] + 3
+    # Cancelled requests are not failures: nothing was retried, no row failed.
+    assert [e for e in events if not isinstance(e, RowDone)] == []
+    assert {e.status for e in events} == {"ok"}
+    # Every finished row is in the cache.
+    ok = set(counters["ok_by_sha256"])
+    assert set(Cache(run_kwargs["cache"]).lookup(_key(s) for s in ok)) == {_key(s) for s in ok}
+    # No thread, session or transport left behind.
+    assert set(threading.enumerate()) == threads_before
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert loop_errors == []
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys
+    import pandas as pd
+    import cf_transcribe_pandas
+
+    cache, *paths = sys.argv[1:]
+    df = pd.DataFrame({"audio": paths})
+    df.cfai.transcribe("audio", cache=cache, concurrency=4, rate_limit=600, progress=False)
+    print("finished without an interrupt")
+    """
+)
+
+
+def test_ctrl_c_stops_a_sync_run_promptly_and_keeps_finished_rows(
+    emulator: Emulator, tmp_path: Path, cache_dir: Path
+) -> None:
+    paths = []
+    for i in range(60):
+        path = tmp_path / f"clip{i:02d}.wav"
+        path.write_bytes(wav_bytes(100 + i))
+        paths.append(str(path))
+    env = {
+        **os.environ,
+        "CLOUDFLARE_ACCOUNT_ID": emulator.account_id,
+        "CLOUDFLARE_API_TOKEN": emulator.token,
+        "CLOUDFLARE_BASE_URL": emulator.base_url,
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(cache_dir), *paths],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: emulator.counters()["ok"] >= 6, "some rows to finish")
+        emulator.set_faults(latency=60.0)  # from now on every request hangs
+        _wait_for(lambda: emulator.counters()["in_flight"] == 4, "4 requests in flight")
+        ok = set(emulator.counters()["ok_by_sha256"])
+        keys = {_key(s) for s in ok}
+        # While the run is stuck, the finished rows reach the disk within the 2 s flush.
+        _wait_for(lambda: set(Cache(cache_dir).lookup(keys)) == keys, "the timed flush")
+        sent = emulator.counters()["requests"] + emulator.counters()["in_flight"]
+
+        child.send_signal(signal.SIGINT)
+        # "Promptly": well before the hanging requests could answer (60 s).
+        _, stderr = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode in (-signal.SIGINT, 130), stderr
+    assert "KeyboardInterrupt" in stderr
+    assert "Unclosed" not in stderr
+    _wait_for(lambda: emulator.counters()["in_flight"] == 0, "the server to see the client go")
+    counters = emulator.counters()
+    assert counters["requests"] == sent  # nothing was sent after Ctrl-C
+    assert counters["status"]["499"] == 4
+    assert set(counters["ok_by_sha256"]) == ok
+    assert set(Cache(cache_dir).lookup(keys)) == keys
