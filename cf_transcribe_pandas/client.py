@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import io
 import json
 import logging
 import math
@@ -89,6 +90,8 @@ DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 DEFAULT_MODEL = "openai/gpt-4o-transcribe"
 GATEWAY_BASE_URL = "https://gateway.ai.cloudflare.com/v1"
 USER_AGENT = f"cf-transcribe-pandas/{__version__} aiohttp/{aiohttp.__version__}"
+_STREAM_BODY_OVER = 512 * 1024
+"""Request bodies larger than this are streamed from a BytesIO (aiohttp warns at 1 MiB)."""
 
 ENV_ACCOUNT_ID = "CLOUDFLARE_ACCOUNT_ID"
 ENV_API_TOKEN = "CLOUDFLARE_API_TOKEN"
@@ -1040,9 +1043,12 @@ class Client:
         host = urlsplit(url).netloc
         started = time.monotonic()
         failure: TranscribeError | None
+        # aiohttp writes a large bytes body in one go (and warns about it); a
+        # file-like body is streamed in chunks, keeping the event loop responsive.
+        body: bytes | io.BytesIO = io.BytesIO(data) if len(data) > _STREAM_BODY_OVER else data
         try:
             async with session.post(
-                url, data=data, headers=self._headers, timeout=timeout, allow_redirects=False
+                url, data=body, headers=self._headers, timeout=timeout, allow_redirects=False
             ) as resp:
                 raw = await resp.read()
                 status = resp.status

@@ -47,10 +47,8 @@ ACCEPTED = [r["file"] for r in ROWS if r["accepted_by_model"] == "True"]
 def base_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDFLARE_", "CF_"))}
     env["CF_TRANSCRIBE_CACHE_DIR"] = str(tmp_path / "cache")
-    # Warnings are errors in the command too. One exception, reported to the
-    # client's owner: aiohttp's ResourceWarning for request bodies over 1 MiB
-    # (ignored by Python's default filters, so users never see it).
-    env["PYTHONWARNINGS"] = "error,ignore:Sending a large body:ResourceWarning"
+    # Warnings are errors in the command too.
+    env["PYTHONWARNINGS"] = "error"
     return env
 
 
