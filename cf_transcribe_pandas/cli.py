@@ -886,27 +886,10 @@ def _demo(args: argparse.Namespace) -> int:
     return EXIT_OK if live or matches == len(out) else EXIT_ROWS_FAILED
 
 
-EMULATOR_EPILOG = """Prints the base URL and the matching `export CLOUDFLARE_...` line, then serves
-until Ctrl-C. Point the library or `cf-transcribe run` at it with those variables.
-
-examples:
-  cf-transcribe emulator --port 8787
-  cf-transcribe emulator --port 8787 --rpm-limit 600 --latency 0.2 --p429 0.05
-  cf-transcribe emulator --preset flaky --manifest tests/data/audio/manifest.csv
-"""
-
-
 def _emulator(extra: list[str]) -> int:
-    from cf_transcribe_pandas.emulator.__main__ import build_parser
     from cf_transcribe_pandas.emulator.__main__ import main as emulator_main
 
     prog = "cf-transcribe emulator"
-    if "-h" in extra or "--help" in extra:
-        parser = build_parser(prog)
-        parser.epilog = EMULATOR_EPILOG
-        parser.formatter_class = argparse.RawDescriptionHelpFormatter
-        parser.print_help()
-        return EXIT_OK
     try:
         return emulator_main(extra, prog=prog)
     except SystemExit as exc:  # argparse: bad arguments

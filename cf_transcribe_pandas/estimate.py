@@ -38,11 +38,11 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from cf_transcribe_pandas import audio as audio_mod
 from cf_transcribe_pandas.audio import (
-    _PLAN_HEADROOM,
     ACCEPTED,
     DEFAULT_MAX_PART_SECONDS,
     MAX_REQUEST_BYTES,
     MAX_REQUEST_SECONDS,
+    PLAN_HEADROOM,
     EncodeMode,
     Source,
     request_bytes,
@@ -394,7 +394,7 @@ def _plan(row: _Probe, *, encode: str, limit_s: float) -> tuple[int, int, bool]:
             return 1, size, False
     if duration is None or duration <= 0:  # cannot plan parts without a length
         return 1, request_bytes(row.size), True
-    parts = 1 if duration <= limit_s else math.ceil(duration / (limit_s * _PLAN_HEADROOM))
+    parts = 1 if duration <= limit_s else math.ceil(duration / (limit_s * PLAN_HEADROOM))
     codec = "opus" if encode == "opus" else "flac"
     strict = encode in ("flac", "opus")
     while True:

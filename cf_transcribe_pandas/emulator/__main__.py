@@ -31,6 +31,16 @@ __all__ = ["build_parser", "main"]
 _PROG = "python -m cf_transcribe_pandas.emulator"
 
 
+EPILOG = """Point the library or `cf-transcribe run` at it with the printed
+`export CLOUDFLARE_...` line.
+
+examples:
+  cf-transcribe emulator --port 8787
+  cf-transcribe emulator --port 8787 --rpm-limit 600 --latency 0.2 --p429 0.05
+  cf-transcribe emulator --preset flaky --manifest tests/data/audio/manifest.csv
+"""
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """Return the argument parser of the emulator command."""
     parser = argparse.ArgumentParser(
@@ -40,6 +50,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
             "limits and fault injection. Prints the base URL first, then serves until "
             "Ctrl-C or SIGTERM."
         ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
     add("--host", metavar="HOST", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
