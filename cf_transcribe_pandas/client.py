@@ -619,7 +619,7 @@ def _describe_error_body(raw: bytes, content_type: str, token: str) -> tuple[lis
     data: Any = None
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         data = None
     codes: list[int] = []
     messages: list[str] = []
@@ -1069,7 +1069,7 @@ class Client:
         if 200 <= status < 300:
             try:
                 parsed: Any = json.loads(raw.decode("utf-8", errors="replace"))
-            except ValueError:
+            except (ValueError, RecursionError):
                 parsed = None
             text = _success_text(parsed)
             if text is not None:
