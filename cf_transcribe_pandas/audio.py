@@ -106,7 +106,7 @@ _MIN_HALF_SECONDS = 10.0  # split_part never makes a half shorter than this
 
 # Splitting: parts aim at equal lengths under 95 % of the limit; the quiet
 # point is searched +-10 % of a part around each target (3 s to 30 s).
-_PLAN_HEADROOM = 0.95
+PLAN_HEADROOM = 0.95
 _SEARCH_FRACTION = 0.10
 _SEARCH_MIN_S = 3.0
 _SEARCH_MAX_S = 30.0
@@ -1022,6 +1022,26 @@ def _accepted_as_is(data: bytes, info: _Inspection) -> tuple[bool, str | None]:
     return True, None
 
 
+def _check_wav_chunk(declared: int, stored: int, label: str) -> None:
+    """Refuse a WAV whose data chunk holds nothing or less than its header promises."""
+    if stored == 0:
+        if declared in (0, 0xFFFFFFFF):
+            raise AudioError(
+                f"{label}: holds no audio (a WAV header with 0 samples)", code="empty_file"
+            )
+        raise AudioError(
+            f"{label}: is truncated (the WAV header promises {declared} bytes of "
+            "audio but none are present)",
+            code="unreadable_audio",
+        )
+    if declared not in (0, 0xFFFFFFFF) and stored < declared * 0.98 - 64:
+        raise AudioError(
+            f"{label}: is truncated (the WAV header promises {declared} bytes of "
+            f"audio but only {stored} are present)",
+            code="unreadable_audio",
+        )
+
+
 def _inspect(data: bytes, label: str) -> _Inspection:
     """Validate one file's bytes: everything short of decoding it all."""
     fmt = sniff(data)
@@ -1032,23 +1052,7 @@ def _inspect(data: bytes, label: str) -> _Inspection:
     if fmt == "wav":
         chunk = _wav_data_chunk(data)
         if chunk is not None:
-            declared, stored = chunk
-            if stored == 0:
-                if declared in (0, 0xFFFFFFFF):
-                    raise AudioError(
-                        f"{label}: holds no audio (a WAV header with 0 samples)", code="empty_file"
-                    )
-                raise AudioError(
-                    f"{label}: is truncated (the WAV header promises {declared} bytes of "
-                    "audio but none are present)",
-                    code="unreadable_audio",
-                )
-            if declared not in (0, 0xFFFFFFFF) and stored < declared * 0.98 - 64:
-                raise AudioError(
-                    f"{label}: is truncated (the WAV header promises {declared} bytes of "
-                    f"audio but only {stored} are present)",
-                    code="unreadable_audio",
-                )
+            _check_wav_chunk(*chunk, label)
     with _open_input(io.BytesIO(data), label, fmt) as container:
         stream = _audio_stream(container, label)
         info = _header_info(container, stream, fmt)
@@ -1143,6 +1147,10 @@ def _probe_file(f: BinaryIO, head: bytes, size: int, label: str) -> AudioInfo:
     fmt = sniff(head)
     if fmt is None and (kind := _looks_like_text(head)) is not None:
         raise AudioError(f"{label}: is {kind}, not audio", code="unreadable_audio")
+    if fmt == "wav" and (chunk := _wav_data_chunk(head)) is not None:
+        declared, stored_in_head = chunk
+        data_offset = len(head) - stored_in_head
+        _check_wav_chunk(declared, size - data_offset, label)
     f.seek(0)
     with _open_input(f, label, fmt) as container:
         stream = _audio_stream(container, label)
@@ -1466,7 +1474,7 @@ def _plan(remaining: int, limit: int) -> tuple[int, int, int] | None:
     """
     if remaining <= limit:
         return None
-    n = math.ceil(remaining / (limit * _PLAN_HEADROOM))
+    n = math.ceil(remaining / (limit * PLAN_HEADROOM))
     target = remaining // n
     half = int(min(_SEARCH_MAX_S * _RATE, max(_SEARCH_FRACTION * target, _SEARCH_MIN_S * _RATE)))
     return max(target - half, _RATE // 10), target, min(target + half, limit)

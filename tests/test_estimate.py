@@ -136,15 +136,15 @@ def test_unreadable_rows_are_counted_with_reasons(tmp_path: Path) -> None:
     est = estimate(values)
     assert est.rows == len(values)
     assert est.rows_na == 3
-    # Probing reads headers only: a WAV cut after its header counts as
-    # readable here (the run finds it truncated before sending).
-    assert est.rows_to_send == est.requests == 2
-    assert est.rows_unreadable == 4
+    # Probing reads headers only, but a WAV's data chunk size is in its
+    # header: one cut short is found without decoding.
+    assert est.rows_to_send == est.requests == 1
+    assert est.rows_unreadable == 5
     assert est.unreadable["file_not_found"] == 1
     assert est.unreadable["empty_file"] == 1
     assert est.unreadable["unsupported_input"] == 1  # the int
-    assert est.unreadable["unreadable_audio"] == 1  # the text file
-    assert sum(est.unreadable.values()) == 4
+    assert est.unreadable["unreadable_audio"] == 2  # the text file, the cut WAV
+    assert sum(est.unreadable.values()) == 5
     assert any("missing.wav" in e for e in est.unreadable_examples)
     frame = est.to_frame()
     assert frame["status"].tolist() == [
@@ -152,7 +152,7 @@ def test_unreadable_rows_are_counted_with_reasons(tmp_path: Path) -> None:
         "unreadable",
         "unreadable",
         "unreadable",
-        "send",
+        "unreadable",
         "na",
         "na",
         "na",
