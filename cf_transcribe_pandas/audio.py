@@ -1042,8 +1042,40 @@ def _check_wav_chunk(declared: int, stored: int, label: str) -> None:
         )
 
 
+def _plain_wav(data: bytes) -> _Inspection | None:
+    """Read a complete 16-bit PCM RIFF WAV (1-2 channels, 8-48 kHz) without FFmpeg.
+
+    Such a file cannot fail to decode (every byte pattern is a valid sample),
+    so its header is all the validation it needs; anything else returns None
+    and goes through PyAV.
+    """
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    at, fmt_chunk, data_size, stored = 12, None, None, 0
+    while at + 8 <= len(data):
+        chunk_id = data[at : at + 4]
+        (size,) = struct.unpack("<I", data[at + 4 : at + 8])
+        if chunk_id == b"fmt " and size >= 16:
+            fmt_chunk = struct.unpack("<HHIIHH", data[at + 8 : at + 24])
+        elif chunk_id == b"data":
+            data_size, stored = size, len(data) - (at + 8)
+            break
+        at += 8 + size + (size & 1)
+    if fmt_chunk is None or data_size is None:
+        return None
+    tag, channels, rate, _, block_align, bits = fmt_chunk
+    plain = tag == 1 and bits == 16 and channels in (1, 2) and 8000 <= rate <= 48000
+    if not plain or block_align != 2 * channels or not 0 < data_size <= stored:
+        return None
+    seconds = data_size / (rate * block_align)
+    return _Inspection("wav", "pcm_s16le", rate, channels, seconds, seconds, 1)
+
+
 def _inspect(data: bytes, label: str) -> _Inspection:
     """Validate one file's bytes: everything short of decoding it all."""
+    plain = _plain_wav(data)
+    if plain is not None:
+        return plain
     fmt = sniff(data)
     if fmt is None:
         kind = _looks_like_text(data)

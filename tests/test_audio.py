@@ -892,3 +892,18 @@ def test_duration_math_of_limits() -> None:
     # a 600 s part of 16 kHz mono FLAC can never exceed the request limit
     assert request_bytes(600 * RATE * 2, "audio/flac") < MAX_REQUEST_BYTES
     assert math.isclose(MAX_REQUEST_SECONDS, 1500.0)
+
+
+def test_plain_pcm_wav_is_validated_from_its_header_alone() -> None:
+    """A complete 16-bit PCM WAV skips FFmpeg; the result matches the full inspection."""
+    from cf_transcribe_pandas.audio import _plain_wav
+
+    data = (DATA / "s00_en_wav.wav").read_bytes()
+    fast = _plain_wav(data)
+    assert fast is not None
+    assert fast.fmt == "wav"
+    assert fast.codec == "pcm_s16le"
+    assert fast.header_duration == pytest.approx(3.691, abs=0.01)
+    # Cut short, or a header alone: not plain, so the PyAV path judges it.
+    assert _plain_wav(data[: len(data) // 2]) is None
+    assert _plain_wav(b"RIFF\x00\x00\x00\x00WAVE") is None
