@@ -22,6 +22,8 @@
      the middle of a write leaves at most a temporary file, never a torn part).
 
 Prints the counts and exits 1 if a check fails. Takes two or three minutes.
+``--keep`` keeps the temporary directory, with the emulator's request log
+(``emulator_log.json``) and the kills (``kills.json``) for a closer look.
 """
 
 from __future__ import annotations
@@ -201,8 +203,11 @@ def soak(args: argparse.Namespace, tmp: Path) -> int:
                 if proc.poll() is None:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
+                    # Rows this worker was answered 200 for that are not in the cache:
+                    # bought, then lost to the kill (the next run buys them again).
+                    since = kills[-1]["log_index"] if kills else 0
                     entries = emu.requests()
-                    ok_shas = {e["sha256"] for e in entries if e["status"] == 200}
+                    ok_shas = {e["sha256"] for e in entries[since:] if e["status"] == 200}
                     found = Cache(cache_dir).lookup(keys)
                     stored = {sha for sha, key in zip(shas, keys, strict=True) if key in found}
                     kills.append(
@@ -215,9 +220,9 @@ def soak(args: argparse.Namespace, tmp: Path) -> int:
                         }
                     )
                     print(
-                        f"kill {len(kills)}: SIGKILL after {delay:.1f} s; {len(ok_shas):,} rows "
-                        f"answered 200 so far, {len(found):,} in the cache "
-                        f"({len(ok_shas - stored)} answered but not yet flushed)",
+                        f"kill {len(kills)}: SIGKILL after {delay:.1f} s; this worker was "
+                        f"answered {len(ok_shas):,} rows, the cache holds {len(found):,}; "
+                        f"{len(ok_shas - stored)} answered rows were not flushed yet",
                         flush=True,
                     )
                     continue
@@ -240,6 +245,11 @@ def soak(args: argparse.Namespace, tmp: Path) -> int:
                 break
         log = emu.requests()
         counters = emu.counters()
+    if args.keep:
+        (tmp / "emulator_log.json").write_text(json.dumps(log), encoding="utf-8")
+        (tmp / "kills.json").write_text(
+            json.dumps([dict(k, lost=sorted(k["lost"])) for k in kills]), encoding="utf-8"
+        )
     seconds = time.perf_counter() - started
 
     # Every row in the cache with the emulator's text.
@@ -292,10 +302,9 @@ def soak(args: argparse.Namespace, tmp: Path) -> int:
     )
     for n, kill in enumerate(kills, 1):
         print(
-            f"kill {n} after {kill['after_s']} s: {kill['answered']:,} rows answered so far, "
-            f"{kill['in_cache']:,} in the cache, "
-            f"{len(kill['lost'])} answered but not in the cache, "
-            f"{kill['bought_again']} of them bought again later"
+            f"kill {n} after {kill['after_s']} s: the worker had been answered "
+            f"{kill['answered']:,} rows; {len(kill['lost'])} of them were not in the cache "
+            f"(lost to the kill), {kill['bought_again']} of those bought again later"
         )
     checks = [
         (len(hits) == args.rows, f"rows in the cache: {len(hits):,} of {args.rows:,}"),

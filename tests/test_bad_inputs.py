@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from clips import wav_bytes
@@ -230,7 +231,7 @@ ROW_CASES = [
         "plain http URL",
         lambda d: "http://127.0.0.1:9/recording.wav",
         AudioError,
-        None,
+        "unsupported_input",
         words=("https",),
     ),
     RowCase("None", lambda d: None, na=True),
@@ -393,6 +394,32 @@ def test_argument_case(
     assert emu.counters()["requests"] == 0  # found before any work
     assert not (tmp_path / "cache").exists()
     assert_no_secret(info.value, caplog=caplog)
+
+
+ODD_BUT_FINE_ARGS = [
+    ("rate_limit=np.int64(600)", {"rate_limit": np.int64(600)}),
+    ("rate_limit=np.float64(600.0)", {"rate_limit": np.float64(600.0)}),
+    ("concurrency=np.int64(4)", {"concurrency": np.int64(4)}),
+    ("max_retries=np.int64(2)", {"max_retries": np.int64(2)}),
+    ("timeout=np.int64(30)", {"timeout": np.int64(30)}),
+    ("temperature=np.float64(0.5)", {"temperature": np.float64(0.5)}),
+    ("language=np.str_('en')", {"language": np.str_("en")}),
+    ('language=" EN "', {"language": " EN "}),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"), ODD_BUT_FINE_ARGS, ids=[n for n, _ in ODD_BUT_FINE_ARGS]
+)
+def test_numpy_scalars_and_sloppy_values_are_accepted(
+    name: str, kwargs: dict[str, Any], emu: Emulator, tmp_path: Path
+) -> None:
+    # Numbers often come from numpy or pandas (``series.max()``, a config read
+    # with pandas): np.int64 is not an ``int`` subclass, but it is a number.
+    files = good_files(tmp_path, 600 + ODD_BUT_FINE_ARGS.index((name, kwargs)), 2)
+    frame = pd.DataFrame({"audio": [str(p) for p in files]})
+    out = frame.cfai.transcribe("audio", **dict(credentials(emu, False), **kwargs))
+    assert out["audio_text"].notna().all()
 
 
 # --------------------------------------------------------------------------- environment cases
