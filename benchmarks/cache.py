@@ -9,17 +9,22 @@ a. **100,000 cached rows**: synthetic transcripts written with
    ``Cache.writer(flush_rows=128)`` (the batches a run at the default
    concurrency 64 writes), then a fully cached run over 100,000 rows of bytes
    values (distinct small byte strings, each in the cache): seconds, rows/s,
-   requests [= 0]; again after ``Cache.compact()``.
+   requests [= 0]; with the rows in the order they were written and shuffled
+   (a rerun over a filtered or re-sorted frame); again after ``Cache.compact()``.
 b. **the memo**: 10,000 real small WAV files. First run, then the cached
    rerun: audio files opened (an audit hook on ``open``) [rerun: 0] and bytes
    read by the process (``rchar`` of ``/proc/self/io``, sockets and Parquet
-   included). A third run with the memo directory removed shows a rerun that
-   must re-read and re-hash every file: what a rerun after ``kill -9`` does,
-   as the engine writes the memo only when a run ends.
+   included). A third run with the memo directory removed must re-read and
+   re-hash every file, then look each hash up: a rerun after a ``kill -9``
+   while the memo is written only when a run ends, or audio at new paths.
 c. **target**: the cached rerun of those 10,000 rows takes at most 1/20 of the
    first run against a 0-latency emulator in a subprocess
    (``Emulator(process=True)``, ``rate_limit=1e6`` so pacing never waits)
    [ratio <= 0.05], with 0 requests.
+d. **new audio, big cache**: 2,000 new files (nothing cached) into an empty
+   cache, then into the 100,000-row cache of part (a) before compaction: a
+   corpus that grows, or a second process joining a shared cache. Each new
+   row is looked up in the cache; the ratio shows what the big cache costs.
 
 Nothing is asserted; the ``target`` column says whether a target is met.
 """
@@ -152,41 +157,71 @@ def synthetic_cache(cache: Cache, n: int, flush_rows: int) -> tuple[list[bytes],
 # ---------------------------------------------------------------- the parts
 
 
-def part_a(emu: Emulator, opens: OpenCounter, base: Path, n: int, table: list[Row]) -> None:
+def part_a(
+    emu: Emulator, opens: OpenCounter, base: Path, n: int, new_files: int, table: list[Row]
+) -> None:
     cache = Cache(base / "synthetic")
     values, build = synthetic_cache(cache, n, flush_rows=128)
     files = cache.stats().files
     table.append(Row("a", f"write {n:,} rows, {files:,} files", n, build, 0))
-    df = pd.DataFrame({"audio": values})
+    in_order = pd.DataFrame({"audio": values})
+    shuffled = in_order.sample(frac=1.0, random_state=1)  # not the order the rows were written
     kwargs = run_kwargs(emu, cache.path, concurrency=64)
-    for label in (f"cached run, {files:,} files", "cached run, compacted"):
-        if label.endswith("compacted"):
+    for label, df in (
+        (f"cached run, {files:,} files", in_order),
+        (f"cached run, {files:,} files, shuffled", shuffled),
+        ("cached run, compacted", in_order),
+        ("cached run, compacted, shuffled", shuffled),
+    ):
+        if label == "cached run, compacted":
+            part_d(emu, opens, base, cache.path, new_files, table)
             cache.compact()
-        seconds, requests, _o, _mb, out = measured(
-            emu, opens, lambda: df.cfai.transcribe("audio", **kwargs)
-        )
+        seconds, requests, _o, _mb, out = measured(emu, opens, transcribe(df, kwargs))
         assert out["audio_text"].notna().all()
         table.append(Row("a", label, n, seconds, requests, target=_mark(requests == 0)))
+
+
+def part_d(
+    emu: Emulator, opens: OpenCounter, base: Path, big: Path, n: int, table: list[Row]
+) -> None:
+    """New files into an empty cache, then the same number into the big cache."""
+    paths = write_wavs(base / "new", n, seed=10**6)
+    df = pd.DataFrame({"audio": paths})
+    empty = transcribe(df, run_kwargs(emu, base / "empty", concurrency=64))
+    first, requests, _o, _mb, _out = measured(emu, opens, empty)
+    table.append(Row("d", "new files, empty cache", n, first, requests, ratio=1.0))
+    seconds, requests, _o, _mb, _out = measured(
+        emu, opens, transcribe(df, run_kwargs(emu, big, concurrency=64))
+    )
+    files = Cache(big).stats().files
+    table.append(
+        Row(
+            "d", f"new files, cache of {files:,} files", n, seconds, requests, ratio=seconds / first
+        )
+    )
+
+
+def write_wavs(directory: Path, n: int, seed: int = 0) -> list[str]:
+    """``n`` distinct small WAV files in ``directory``; their paths."""
+    directory.mkdir()
+    paths = []
+    for i in range(n):
+        path = directory / f"{i:06d}.wav"
+        path.write_bytes(wav(seed + i))
+        paths.append(str(path))
+    return paths
 
 
 def part_bc(
     emu: Emulator, opens: OpenCounter, base: Path, n: int, concurrency: int, table: list[Row]
 ) -> None:
-    audio = base / "audio"
-    audio.mkdir()
-    paths = []
-    for i in range(n):
-        path = audio / f"{i:06d}.wav"
-        path.write_bytes(wav(i))
-        paths.append(str(path))
+    paths = write_wavs(base / "audio", n)
     opens.watch(paths)
     cache = base / "files"
     df = pd.DataFrame({"audio": paths})
     kwargs = run_kwargs(emu, cache, concurrency=concurrency)
 
-    def run() -> pd.DataFrame:
-        return df.cfai.transcribe("audio", **kwargs)
-
+    run = transcribe(df, kwargs)
     first, requests, o, mb, out = measured(emu, opens, run)
     assert out["audio_text"].notna().all()
     table.append(Row("b,c", "first run", n, first, requests, o, mb, 1.0))
@@ -200,6 +235,16 @@ def part_bc(
     shutil.rmtree(cache / "memo")  # as after a kill -9: the memo is written when a run ends
     seconds, requests, o, mb, out = measured(emu, opens, run)
     table.append(Row("b,c", "cached rerun, no memo", n, seconds, requests, o, mb, seconds / first))
+
+
+def transcribe(df: pd.DataFrame, kwargs: dict[str, Any]) -> Callable[[], pd.DataFrame]:
+    """A function running ``df.cfai.transcribe("audio", **kwargs)``."""
+
+    def run() -> pd.DataFrame:
+        out: pd.DataFrame = df.cfai.transcribe("audio", **kwargs)
+        return out
+
+    return run
 
 
 def _mark(ok: bool) -> str:
@@ -244,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="cached rows in part (a)")
     parser.add_argument("--files", type=int, default=10_000, help="real files in parts (b, c)")
+    parser.add_argument("--new-files", type=int, default=2_000, help="new files in part (d)")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--dir", type=Path, default=None, help="where to put the data")
     args = parser.parse_args(argv)
@@ -253,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     table: list[Row] = []
     try:
         with Emulator(port=0, process=True) as emu:
-            part_a(emu, opens, base, args.rows, table)
+            part_a(emu, opens, base, args.rows, args.new_files, table)
             print_table(table)
             part_bc(emu, opens, base, args.files, args.concurrency, table)
     finally:

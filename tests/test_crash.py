@@ -129,9 +129,14 @@ class Child:
         self.tmp_path = tmp_path
         self.script = tmp_path / "child.py"
         self.script.write_text(CHILD, encoding="utf-8")
+        self.stderr = open(tmp_path / "child.stderr", "w+", encoding="utf-8")  # noqa: SIM115
         self.proc: subprocess.Popen[str] | None = None
 
-    def start(self, emu: Emulator, paths: list[str], cache: Path, **extra: Any) -> None:
+    def start(
+        self, emu: Emulator, paths: list[str], cache: Path, **extra: Any
+    ) -> subprocess.Popen[str]:
+        """Start the child (once per test); ``extra`` overrides its settings."""
+        assert self.proc is None
         cfg = {
             "paths": paths,
             "cache": str(cache),
@@ -142,13 +147,13 @@ class Child:
             "base_url": emu.base_url,
             **extra,
         }
-        self.stderr = open(self.tmp_path / "child.stderr", "w+", encoding="utf-8")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, str(self.script), json.dumps(cfg)],
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             text=True,
         )
+        return self.proc
 
     def kill(self) -> None:
         proc = self.proc
@@ -158,6 +163,7 @@ class Child:
         assert proc.returncode == -signal.SIGKILL, self.errors()
 
     def errors(self) -> str:
+        """What the child wrote to stderr."""
         self.stderr.seek(0)
         return self.stderr.read()
 
@@ -169,7 +175,7 @@ class Child:
             proc.wait(30)
             if proc.stdout is not None:
                 proc.stdout.close()
-            self.stderr.close()
+        self.stderr.close()
 
 
 @pytest.fixture
@@ -245,8 +251,8 @@ def test_kill_9_mid_run_loses_at_most_one_flush_batch(
     paths, shas = _write_clips(tmp_path / "audio", 300, seed=1000)
     cache = tmp_path / "cache"
 
-    child.start(emulator, paths, cache)
-    _wait_for(lambda: emulator.counters()["ok"] >= 100, "100 answers", child.proc)  # type: ignore[arg-type]
+    proc = child.start(emulator, paths, cache)
+    _wait_for(lambda: emulator.counters()["ok"] >= 100, "100 answers", proc)
     child.kill()
 
     log1 = _settle(emulator)
@@ -286,10 +292,9 @@ def test_kill_9_inside_a_write_leaves_a_temp_file_that_readers_ignore(
     emulator.set_faults(latency=0.02)
     paths, shas = _write_clips(tmp_path / "audio", 120, seed=5000)
     cache = tmp_path / "cache"
-    child.start(emulator, paths, cache, stuck_at=4)
-    assert child.proc is not None
-    assert child.proc.stdout is not None
-    line = child.proc.stdout.readline()
+    proc = child.start(emulator, paths, cache, stuck_at=4)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
     assert line.strip() == "stuck", child.errors()
     child.kill()
     log1 = _settle(emulator)
@@ -321,13 +326,13 @@ def test_kill_9_during_a_burst_of_small_flushes_leaves_only_whole_files(
     # No latency and concurrency 1: a flush every 2 rows, files appear as fast as the disk allows.
     paths, shas = _write_clips(tmp_path / "audio", 400, seed=9000)
     cache = tmp_path / "cache"
-    child.start(emulator, paths, cache, concurrency=1)
+    proc = child.start(emulator, paths, cache, concurrency=1)
     results = cache / "results"
 
     def files() -> int:
         return len(list(results.glob("*.parquet"))) if results.is_dir() else 0
 
-    _wait_for(lambda: files() >= 25, "25 part files", child.proc)  # type: ignore[arg-type]
+    _wait_for(lambda: files() >= 25, "25 part files", proc)
     child.kill()
     _settle(emulator)
     on_disk = _whole_files(cache)
