@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import re
+import stat
 import struct
 import urllib.error
 import urllib.parse
@@ -460,8 +461,15 @@ class Source:
             raise _empty(self.label)
         return bytes(data)
 
-    def stat_key(self) -> tuple[str, int, int] | None:
+    def stat_key(self, real_dirs: dict[str, str] | None = None) -> tuple[str, int, int] | None:
         """The key of the path -> sha256 memo: (resolved path, size, mtime_ns).
+
+        Args:
+            real_dirs: Resolved directories by absolute directory, shared by
+                the calls of one run: a file's directory is then resolved once
+                per run, not once per file (``realpath`` costs one ``lstat``
+                per path component). The file itself is always checked: a
+                symlink is resolved in full.
 
         Returns:
             The key for kind ``"path"``; None for every other kind.
@@ -472,11 +480,24 @@ class Source:
         if self.kind != "path" or self.path is None:
             return None
         try:
-            resolved = self.path.resolve(strict=True)
-            st = resolved.stat()
+            path = os.path.abspath(self.path)
+            if real_dirs is None or ".." in os.fspath(self.path):  # realpath follows links first
+                resolved = str(self.path.resolve(strict=True))
+                st = os.stat(resolved)
+            else:
+                st = os.lstat(path)
+                if stat.S_ISLNK(st.st_mode):
+                    resolved = os.path.realpath(path, strict=True)
+                    st = os.stat(resolved)
+                else:
+                    head, tail = os.path.split(path)
+                    real = real_dirs.get(head)
+                    if real is None:
+                        real = real_dirs[head] = os.path.realpath(head)
+                    resolved = os.path.join(real, tail)
         except OSError as exc:
             raise _path_error(exc, self.label) from None
-        return (str(resolved), st.st_size, st.st_mtime_ns)
+        return (resolved, st.st_size, st.st_mtime_ns)
 
     def identity(self) -> str | None:
         """A stable string standing for the audio when its bytes are not read.
