@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from cf_transcribe_pandas.audio import DEFAULT_MAX_PART_SECONDS, EncodeMode
@@ -37,6 +39,9 @@ from cf_transcribe_pandas.engine import (
     transcribe_rows,
 )
 from cf_transcribe_pandas.errors import ConfigurationError, TranscribeError
+
+if TYPE_CHECKING:
+    from cf_transcribe_pandas.estimate import Estimate
 
 __all__ = ["DataFrameAccessor", "SeriesAccessor", "build_options"]
 
@@ -81,10 +86,20 @@ def _resolve_cache(cache: CacheOption) -> Cache | None:
 
 
 def _is_number(value: object) -> bool:
+    """A finite real number, numpy's included; not a bool."""
     return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
+        isinstance(value, numbers.Real)
+        and not isinstance(value, (bool, np.bool_))
         and math.isfinite(float(value))
+    )
+
+
+def _is_count(value: object, least: int) -> bool:
+    """An integer (numpy's included; not a bool) of at least ``least``."""
+    return (
+        isinstance(value, numbers.Integral)
+        and not isinstance(value, (bool, np.bool_))
+        and int(value) >= least
     )
 
 
@@ -133,12 +148,12 @@ def build_options(
         )
     if concurrency is None:
         concurrency = DEFAULT_CONCURRENCY
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+    if not _is_count(concurrency, 1):
         raise ConfigurationError(
             f"concurrency= must be an integer >= 1 (requests in flight), not {concurrency!r}",
             code="invalid_concurrency",
         )
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+    if not _is_count(max_retries, 0):
         raise ConfigurationError(
             f"max_retries= must be an integer >= 0, not {max_retries!r}",
             code="invalid_max_retries",
@@ -168,12 +183,12 @@ def build_options(
     return RunOptions(
         credentials=credentials,
         model=model,
-        temperature=temperature,
+        temperature=float(temperature) if temperature is not None else None,
         errors="coerce" if errors == "coerce" else "raise",
         cache=resolved_cache,
-        concurrency=concurrency,
+        concurrency=int(concurrency),
         rate_limit=float(rate_limit),
-        max_retries=max_retries,
+        max_retries=int(max_retries),
         timeout=float(timeout),
         progress=bool(progress),
         gateway=resolved_gateway,
@@ -254,6 +269,27 @@ def _languages(value: PerRow, df: pd.DataFrame) -> list[str | None]:
     return out
 
 
+def _column(df: pd.DataFrame, column: Hashable) -> pd.Series:
+    """``df[column]``, or a ConfigurationError that lists the columns there are."""
+    try:
+        present = column in df.columns
+    except TypeError:  # an unhashable "column"
+        present = False
+    if not present:
+        shown = ", ".join(repr(c) for c in list(df.columns)[:10])
+        more = ", ..." if len(df.columns) > 10 else ""
+        raise ConfigurationError(
+            f"column {column!r} is not in the DataFrame (columns: {shown or 'none'}{more})",
+            code="invalid_column",
+        )
+    values = df[column]
+    if isinstance(values, pd.DataFrame):
+        raise ConfigurationError(
+            f"column {column!r} appears more than once in the DataFrame", code="invalid_column"
+        )
+    return values
+
+
 # ---------------------------------------------------------------- one call
 
 
@@ -270,23 +306,7 @@ class _Call:
         provenance: bool,
         options: dict[str, Any],
     ) -> None:
-        try:
-            present = column in df.columns
-        except TypeError:  # an unhashable "column"
-            present = False
-        if not present:
-            shown = ", ".join(repr(c) for c in list(df.columns)[:10])
-            more = ", ..." if len(df.columns) > 10 else ""
-            raise ConfigurationError(
-                f"column {column!r} is not in the DataFrame (columns: {shown or 'none'}{more})",
-                code="invalid_column",
-            )
-        values = df[column]
-        if isinstance(values, pd.DataFrame):
-            raise ConfigurationError(
-                f"column {column!r} appears more than once in the DataFrame",
-                code="invalid_column",
-            )
+        values = _column(df, column)
         if output is None:
             output = f"{column}_text"
         if not isinstance(output, str) or not output:
@@ -351,6 +371,29 @@ def _parse(df: pd.DataFrame, arguments: dict[str, Any]) -> _Call:
         arguments["prompt"],
         arguments.get("provenance", False),
         options,
+    )
+
+
+def _estimate(df: pd.DataFrame, arguments: dict[str, Any]) -> Estimate:
+    """Check the arguments like :class:`_Call` (no credentials needed), then estimate."""
+    from cf_transcribe_pandas.estimate import estimate
+
+    column = arguments["column"]
+    values = _column(df, column)
+    return estimate(
+        values.tolist(),
+        languages=_languages(arguments["language"], df),
+        prompts=_per_row("prompt", arguments["prompt"], df)[0],
+        model=arguments["model"],
+        temperature=arguments["temperature"],
+        encode=arguments["encode"],
+        max_part_seconds=arguments["max_part_seconds"],
+        cache=_resolve_cache(arguments["cache"]),
+        rate_limit=arguments["rate_limit"],
+        price_per_minute=arguments["price_per_minute"],
+        progress=bool(arguments["progress"]),
+        fetch_urls=bool(arguments["fetch_urls"]),
+        index=df.index,
     )
 
 
@@ -487,6 +530,52 @@ class DataFrameAccessor:
         call = _parse(self._df, locals())
         return await call.run()
 
+    def estimate(
+        self,
+        column: Hashable,
+        *,
+        language: PerRow = None,
+        prompt: PerRow = None,
+        temperature: float | None = None,
+        model: str = DEFAULT_MODEL,
+        cache: CacheOption = True,
+        rate_limit: float = 720,
+        encode: EncodeMode = "auto",
+        max_part_seconds: float = DEFAULT_MAX_PART_SECONDS,
+        fetch_urls: bool = False,
+        price_per_minute: float | None = None,
+        progress: bool = False,
+    ) -> Estimate:
+        """What :meth:`transcribe` would send and cost, sending nothing.
+
+        Every row is probed (headers only) and hashed; duplicates and rows
+        already in the cache count as free. No credentials are needed.
+
+        Args:
+            column: The audio column, as for :meth:`transcribe`.
+            language: As for :meth:`transcribe` (part of the cache key).
+            prompt: As for :meth:`transcribe` (part of the cache key).
+            temperature: As for :meth:`transcribe` (part of the cache key).
+            model: The model (part of the cache key and the price).
+            cache: The cache whose rows are subtracted (only read), or False.
+            rate_limit: Requests per minute, for the expected wall time.
+            encode: As for :meth:`transcribe`.
+            max_part_seconds: As for :meth:`transcribe`.
+            fetch_urls: As for :meth:`transcribe`.
+            price_per_minute: US dollars per audio minute (default: the model's
+                published price, when known).
+            progress: Show a tqdm progress bar while probing.
+
+        Returns:
+            An :class:`~cf_transcribe_pandas.estimate.Estimate`: rows, audio
+            minutes, requests, upload bytes, expected cost and time; ``print()``
+            it for a summary, ``.to_frame()`` for one row per input row.
+
+        Raises:
+            ConfigurationError: a bad argument (before any file is read).
+        """
+        return _estimate(self._df, locals())
+
 
 @pd.api.extensions.register_series_accessor("cfai")
 class SeriesAccessor:
@@ -562,6 +651,25 @@ class SeriesAccessor:
         call = self._parse(locals())
         with self._partial_as_series(call):
             return self._text(await call.run(), call)
+
+    def estimate(
+        self,
+        *,
+        language: PerRow = None,
+        prompt: PerRow = None,
+        temperature: float | None = None,
+        model: str = DEFAULT_MODEL,
+        cache: CacheOption = True,
+        rate_limit: float = 720,
+        encode: EncodeMode = "auto",
+        max_part_seconds: float = DEFAULT_MAX_PART_SECONDS,
+        fetch_urls: bool = False,
+        price_per_minute: float | None = None,
+        progress: bool = False,
+    ) -> Estimate:
+        """:meth:`DataFrameAccessor.estimate` for this Series' audio; sends nothing."""
+        frame = self._series.to_frame(name=_SERIES_COLUMN)
+        return _estimate(frame, {**locals(), "column": _SERIES_COLUMN})
 
     def _parse(self, arguments: dict[str, Any]) -> _Call:
         series = self._series

@@ -93,6 +93,15 @@ MIN_SPLIT_SECONDS = 30.0
 THREADS = min(8, (os.cpu_count() or 1) + 2)
 """Threads of a run's pool (hashing, audio preparation, cache I/O)."""
 
+AHEAD_MAX_BYTES = 256 * 1024
+"""In-memory audio up to this size is prepared by the producer, in batches (one
+thread hop for many short clips instead of one each); larger audio is prepared
+by the worker that sends it, so that little audio is held ahead of sending."""
+
+AHEAD_BATCH_ROWS = 16
+AHEAD_BATCH_BYTES = 1024 * 1024
+"""A batch of prepared-ahead rows ends at this many rows or bytes."""
+
 _POSTFIX_EVERY = 0.5
 """Seconds between updates of the progress bar's counters."""
 
@@ -274,6 +283,8 @@ class _Item:
     source: Source
     key: str | None
     sha256: str | None
+    parts: list[audio_mod.Part] | None = None  # prepared ahead
+    error: TranscribeError | None = None  # found while preparing ahead
 
 
 class _Stopped(Exception):
@@ -578,32 +589,80 @@ class _Run:
         return items, failures, nas, hits
 
     async def _produce(self, queue: asyncio.Queue[_Item | None]) -> None:
-        for start in range(0, self.n, WINDOW):
-            if self.stopping:
-                return
-            stop = min(self.n, start + WINDOW)
-            items, failures, nas, hits = await self._offload(self._resolve_window, start, stop)
-            for row, exc in failures:
-                self._fail(row, exc)
-            for row in nas:
-                self._record_na(row)
-            for item in items:
+        batches: collections.deque[asyncio.Future[list[_Item]]] = collections.deque()
+        try:
+            for start in range(0, self.n, WINDOW):
                 if self.stopping:
                     return
-                key = item.key
-                if key is not None:
-                    hit = hits.get(key)
-                    if hit is not None:
-                        self._record_cached(item.row, hit)
-                        continue
-                    group = self.groups.get(key)
-                    if group is not None:
-                        self._join(group, item.row)
-                        continue
-                    self.groups[key] = _Group(item.row)
+                stop = min(self.n, start + WINDOW)
+                items, failures, nas, hits = await self._offload(self._resolve_window, start, stop)
+                for row, exc in failures:
+                    self._fail(row, exc)
+                for row in nas:
+                    self._record_na(row)
+                batch: list[_Item] = []
+                batch_bytes = 0
+                for item in items:
+                    if self.stopping:
+                        return
+                    key = item.key
+                    if key is not None:
+                        hit = hits.get(key)
+                        if hit is not None:
+                            self._record_cached(item.row, hit)
+                            continue
+                        group = self.groups.get(key)
+                        if group is not None:
+                            self._join(group, item.row)
+                            continue
+                        self.groups[key] = _Group(item.row)
+                        size = _ahead_size(item.source)
+                        if size is not None:
+                            batch.append(item)
+                            batch_bytes += size
+                            if len(batch) >= AHEAD_BATCH_ROWS or batch_bytes >= AHEAD_BATCH_BYTES:
+                                batches.append(asyncio.ensure_future(self._prepare_ahead(batch)))
+                                batch, batch_bytes = [], 0
+                                while len(batches) >= THREADS:
+                                    await self._enqueue(batches.popleft(), queue)
+                            continue
+                    await queue.put(item)
+                if batch:
+                    batches.append(asyncio.ensure_future(self._prepare_ahead(batch)))
+                while batches:
+                    await self._enqueue(batches.popleft(), queue)
+            for _ in range(self.opts.concurrency):
+                await queue.put(None)
+        finally:
+            for future in batches:
+                future.cancel()
+
+    async def _prepare_ahead(self, items: list[_Item]) -> list[_Item]:
+        return await self._offload(self._prepare_items, items)
+
+    def _prepare_items(self, items: list[_Item]) -> list[_Item]:
+        """In a thread: prepare a batch of short in-memory clips."""
+        for item in items:
+            try:
+                item.parts = _read_and_prepare(item.source, None, self.opts)
+            except TranscribeError as exc:
+                item.error = exc
+            except Exception as exc:  # a bug must cost one row, not the run
+                item.error = _unexpected(exc, item.source.label, self._secret)
+        return items
+
+    async def _enqueue(
+        self, batch: asyncio.Future[list[_Item]], queue: asyncio.Queue[_Item | None]
+    ) -> None:
+        for item in await batch:
+            if self.stopping:
+                return
+            if item.error is not None:
+                assert item.key is not None
+                error = _with_label(item.error, item.source.label)
+                self._finish(item, self.groups[item.key], _Outcome(None, error, None, None))
+            else:
                 await queue.put(item)
-        for _ in range(self.opts.concurrency):
-            await queue.put(None)
 
     # -- workers
 
@@ -620,44 +679,74 @@ class _Run:
     async def _process(self, item: _Item) -> None:
         row, source = item.row, item.source
         held = 0
-        data: bytes | None = None
         try:
             if item.key is None:
-                # A path (or fsspec file) the memo did not know: read and hash it here.
+                # A path (or fsspec file) the memo did not know: read, hash, look up
+                # and prepare it in one trip to a thread.
                 held = await self.budget.acquire(source.size_hint() or 0)
                 try:
-                    data, sha, stat_key = await self._offload(_read_and_hash, source)
+                    loaded = await self._offload(self._load, item)
                 except TranscribeError as exc:
                     self._fail(row, exc)
                     return
                 except Exception as exc:  # a bug must cost one row, not the run
                     self._fail(row, _unexpected(exc, source.label, self._secret))
                     return
-                item.sha256, item.key = sha, self._key(row, sha)
+                sha, stat_key, hit = loaded
                 if stat_key is not None:
                     self.memo_buffer.append((*stat_key, sha))
-                if self.cache is not None:
-                    hit = (await self._offload(self.cache.lookup, [item.key])).get(item.key)
-                    if hit is not None:
-                        self._record_cached(row, hit)
-                        return
+                if hit is not None:
+                    self._record_cached(row, hit)
+                    return
+                assert item.key is not None
                 group = self.groups.get(item.key)
                 if group is not None:
                     self._join(group, row)
                     return
                 group = self.groups[item.key] = _Group(row)
+                if item.error is not None:
+                    error = _with_label(item.error, source.label)
+                    self._finish(item, group, _Outcome(None, error, None, None))
+                    return
             else:
                 group = self.groups[item.key]
                 if not source.passthrough:
                     held = await self.budget.acquire(source.size_hint() or 0)
-            outcome = await self._transcribe_row(item, data)
-            data = None
+            outcome = await self._transcribe_row(item)
             self._finish(item, group, outcome)
         finally:
             if held:
                 self.budget.release(held)
 
-    async def _transcribe_row(self, item: _Item, data: bytes | None) -> _Outcome:
+    def _load(self, item: _Item) -> tuple[str, tuple[str, int, int] | None, CachedRow | None]:
+        """In a thread: read and hash a file, look it up, and prepare it if it is new.
+
+        Returns:
+            (sha256, memo key, cache hit); ``item`` gets its key and its parts
+            (or the error preparing them).
+        """
+        source = item.source
+        stat_key = source.stat_key() if source.kind == "path" else None
+        data = source.read()
+        sha = hashlib.sha256(data).hexdigest()
+        item.sha256, item.key = sha, self._key(item.row, sha)
+        if self.cache is not None:
+            hit = self.cache.lookup([item.key]).get(item.key)
+            if hit is not None:
+                return sha, stat_key, hit
+        if item.key not in self.groups:  # else a duplicate: its group's leader sends it
+            try:
+                item.parts = audio_mod.prepare(
+                    data,
+                    label=source.label,
+                    encode=self.opts.encode,
+                    max_part_seconds=self.opts.max_part_seconds,
+                )
+            except TranscribeError as exc:
+                item.error = exc
+        return sha, stat_key, None
+
+    async def _transcribe_row(self, item: _Item) -> _Outcome:
         source = item.source
         language, user_prompt = self._params(item.row)
         try:
@@ -665,8 +754,9 @@ class _Run:
                 assert source.url is not None
                 text = await self._send(item, source.url, language, user_prompt)
                 return _Outcome(text, None, None, self.opts.model)
-            parts = await self._offload(_read_and_prepare, source, data, self.opts)
-            del data
+            parts, item.parts = item.parts, None  # held here only while sending
+            if parts is None:
+                parts = await self._offload(_read_and_prepare, source, None, self.opts)
             texts: list[str] = []
             queue = collections.deque(parts)
             tail: str | None = None
@@ -868,11 +958,12 @@ async def _finally(cleanup: Coroutine[Any, Any, None]) -> None:
         raise asyncio.CancelledError
 
 
-def _read_and_hash(source: Source) -> tuple[bytes, str, tuple[str, int, int] | None]:
-    """The audio bytes, their sha256 and (for a local file) its memo key."""
-    stat_key = source.stat_key() if source.kind == "path" else None
-    data = source.read()
-    return data, hashlib.sha256(data).hexdigest(), stat_key
+def _ahead_size(source: Source) -> int | None:
+    """The size of in-memory audio small enough to prepare ahead, else None."""
+    if source.kind not in ("bytes", "array"):
+        return None
+    size = source.size_hint()
+    return size if size is not None and size <= AHEAD_MAX_BYTES else None
 
 
 def _read_and_prepare(source: Source, data: bytes | None, opts: RunOptions) -> list[audio_mod.Part]:

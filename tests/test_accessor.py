@@ -284,6 +284,23 @@ def test_bad_arguments_fail_before_any_request(
     assert emulator.counters()["requests"] == 0
 
 
+def test_numbers_from_numpy_are_numbers(
+    samples: list[Sample], emulator: Emulator, run_kwargs: dict[str, Any]
+) -> None:
+    out = _frame(samples[:2]).cfai.transcribe(
+        "audio",
+        concurrency=np.int64(2),
+        rate_limit=np.float64(6000),
+        max_retries=np.int64(1),
+        timeout=np.int64(60),
+        temperature=np.float64(0.5),
+        language=np.str_("en"),
+        **run_kwargs,
+    )
+    assert out["audio_text"].notna().all()
+    assert {(e["temperature"], e["language"]) for e in emulator.requests()} == {(0.5, "en")}
+
+
 def test_a_bad_per_row_language_names_its_row(
     samples: list[Sample], emulator: Emulator, run_kwargs: dict[str, Any]
 ) -> None:
@@ -526,3 +543,32 @@ async def test_sync_call_inside_a_running_event_loop(
     assert out["audio_text"].tolist() == [s.text for s in samples[:2]]
     s = pd.Series([str(samples[2].path)]).cfai.transcribe(**run_kwargs)
     assert s.tolist() == [samples[2].text]
+
+
+# ---------------------------------------------------------------- estimate
+
+
+def test_estimate_sends_nothing_and_counts_the_cache(
+    samples: list[Sample], tmp_path: Path, emulator: Emulator, run_kwargs: dict[str, Any]
+) -> None:
+    text, _ = _broken_files(tmp_path)
+    audio = [str(s.path) for s in samples[:3]] + [str(samples[0].path), None, str(text)]
+    df = pd.DataFrame({"audio": audio}, index=list("abcdef"))
+    cache = run_kwargs["cache"]
+
+    first = df.cfai.estimate("audio", cache=cache)
+    assert (first.rows, first.rows_to_send, first.rows_duplicate) == (6, 3, 1)
+    assert (first.rows_na, first.rows_unreadable, first.rows_cached) == (1, 1, 0)
+    assert first.requests == 3
+    assert emulator.counters()["requests"] == 0
+    assert first.to_frame().index.tolist() == list("abcdef")
+
+    df.cfai.transcribe("audio", errors="coerce", **run_kwargs)
+    again = df.cfai.estimate("audio", cache=cache)
+    assert (again.rows_cached, again.rows_to_send, again.requests) == (3, 0, 0)
+    # Another language is another cache key: nothing cached for it.
+    other = df["audio"].cfai.estimate(language="fr", cache=cache)
+    assert other.rows_to_send == 3
+
+    with pytest.raises(ConfigurationError, match="column 'nope'"):
+        df.cfai.estimate("nope")

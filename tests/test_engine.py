@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import itertools
 import logging
 import os
@@ -32,6 +33,7 @@ import pytest
 from clips import Sample, wav_bytes
 
 from cf_transcribe_pandas import (
+    AudioError,
     AuthenticationError,
     ModelNotFoundError,
     QuotaExceededError,
@@ -74,14 +76,15 @@ def _wavs(n: int, start: int = 0) -> list[bytes]:
 
 
 def _sha(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
 
 
-async def _until(condition: Callable[[], bool]) -> None:
+async def _until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
     """Poll the emulator (another thread: there is no event to await)."""
-    while not condition():  # noqa: ASYNC110
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the emulator")
         await asyncio.sleep(0.02)
 
 
@@ -121,6 +124,24 @@ def test_request_count_equals_distinct_audio(
     out = pd.DataFrame({"audio": audio}).cfai.transcribe("audio", concurrency=4, **run_kwargs)
     assert emulator.counters()["requests"] == 7
     assert out["audio_text"].tolist() == [f"transcript of {_sha(a)[:12]}" for a in audio]
+
+
+@pytest.mark.parametrize("size", ["short", "long"])  # prepared ahead in batches / by a worker
+def test_bad_audio_in_memory_is_each_rows_error(
+    size: str, emulator: Emulator, run_kwargs: dict[str, Any]
+) -> None:
+    seconds = 0.5 if size == "short" else 10.0  # 16 kB / 320 kB of WAV
+    good = [wav_bytes(1, seconds), wav_bytes(2, seconds)]
+    bad = b"this is not audio at all; " * (20 if size == "short" else 20_000)
+    df = pd.DataFrame({"audio": [good[0], bad, good[1], bad, None, good[0]]})
+    out = df.cfai.transcribe("audio", errors="coerce", **run_kwargs)
+    codes = out["audio_text_error_code"].fillna("-").tolist()
+    assert codes == ["-", "unreadable_audio", "-", "unreadable_audio", "-", "-"]
+    assert out["audio_text"].notna().tolist() == [True, False, True, False, False, True]
+    assert out.loc[0, "audio_text"] == out.loc[5, "audio_text"]
+    assert emulator.counters()["requests"] == 2
+    with pytest.raises(AudioError, match="not audio"):
+        df.cfai.transcribe("audio", **{**run_kwargs, "cache": False})
 
 
 def test_rerun_is_served_from_the_cache(
@@ -285,7 +306,9 @@ def test_5xx_and_connection_resets_are_retried(
     audio = _wavs(30)
     events: list[Any] = []
     with caplog.at_level(logging.INFO, logger="cf_transcribe_pandas"):
-        result = _run(audio, _options(emulator, concurrency=6, on_event=events.append))
+        # About half the attempts fail: enough retries that no row runs out (0.5**21).
+        options = _options(emulator, concurrency=6, max_retries=20, on_event=events.append)
+        result = _run(audio, options)
     assert result.failed == 0
     counters = emulator.counters()
     assert counters["resets"] > 0
