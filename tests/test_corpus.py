@@ -446,11 +446,6 @@ print(json.dumps({"texts_ok": all(isinstance(t, str) for t in texts), "opened": 
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine looks keys up in 1,024-row windows: a shuffled rerun reads every part "
-    "file once per window; fix: windows doubling up to 65,536 rows (issue 6 report)",
-)
 def test_a_shuffled_cached_rerun_reads_each_part_file_a_few_times_not_once_per_window(
     emulator: Emulator, tmp_path: Path
 ) -> None:
