@@ -878,7 +878,11 @@ class _Run:
         while True:
             if self.stopping:
                 raise _Stopped
-            await self.limiter.acquire()
+            try:
+                await self.limiter.acquire()
+            except AccountError as exc:  # a shared limiter saw the run stop elsewhere
+                self._stop(exc)
+                raise _Stopped from None
             if self.stopping:
                 # Nothing is sent after an account-level stop or, with
                 # errors="raise", after the first row error.
@@ -1137,6 +1141,7 @@ def run_in_thread(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """
     state: dict[str, Any] = {}
     ready = threading.Event()
+    done = threading.Event()
 
     def target() -> None:
         loop = asyncio.new_event_loop()
@@ -1160,13 +1165,19 @@ def run_in_thread(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
                 loop.run_until_complete(loop.shutdown_default_executor())
             finally:
                 asyncio.set_event_loop(None)
-                loop.close()
+                try:
+                    loop.close()
+                finally:
+                    done.set()
 
     thread = threading.Thread(target=target, name="cf-transcribe-run", daemon=True)
     thread.start()
+    # Wait on an Event, not Thread.join: on Python < 3.12 a join interrupted by
+    # Ctrl-C marks the thread stopped, and a second join returns at once (gh-90882),
+    # before the run has flushed its cache.
     try:
-        while thread.is_alive():
-            thread.join(0.1)
+        while not done.wait(0.1):
+            pass
     except KeyboardInterrupt:
         ready.wait()
         loop = state.get("loop")
@@ -1176,8 +1187,9 @@ def run_in_thread(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
                 loop.call_soon_threadsafe(task.cancel)
             except RuntimeError:  # the loop already closed: the run had ended
                 pass
-        thread.join()
+        done.wait()
         raise
+    thread.join()
     error = state.get("error")
     if error is not None:
         if isinstance(error, asyncio.CancelledError):
