@@ -197,7 +197,9 @@ class RunOptions:
         max_part_seconds: Longer audio is split.
         fetch_urls: Download https URLs instead of passing them through.
         row_deadline: Seconds a row keeps retrying 429/3040 answers.
-        max_bytes_in_flight: Cap on audio bytes held for requests at once.
+        max_bytes_in_flight: Cap on the memory held for requests at once, counted
+            as ``WORKING_SET_FACTOR`` times each file's size (the bytes, their
+            data URI, the JSON body); one file larger than the cap still goes.
         on_event: Hook called (on the run's event loop thread) with every event.
         limiter: A shared rate limiter (Dask); default: one per run.
         backoff_base: First step of the exponential backoff, seconds.
@@ -219,7 +221,7 @@ class RunOptions:
     max_part_seconds: float = audio_mod.DEFAULT_MAX_PART_SECONDS
     fetch_urls: bool = False
     row_deadline: float = 600.0
-    max_bytes_in_flight: int = 256 * 1024 * 1024
+    max_bytes_in_flight: int = 96 * 1024 * 1024
     on_event: Callable[[Event], None] | None = None
     limiter: Limiter | None = field(default=None, compare=False)
     backoff_base: float = 0.5
@@ -302,6 +304,11 @@ class _Item:
 
 class _Stopped(Exception):
     """Internal: the run is stopping; the row is left unfinished."""
+
+
+WORKING_SET_FACTOR = 4
+"""Memory a request holds per byte of audio: the bytes, the base64 data URI and
+the JSON body each (the URI and body are 4/3 of the bytes)."""
 
 
 class _ByteBudget:
@@ -713,7 +720,7 @@ class _Run:
             if item.key is None:
                 # A path (or fsspec file) the memo did not know: read and hash it in a
                 # thread, look it up with the other workers' keys, prepare it if new.
-                held = await self.budget.acquire(source.size_hint() or 0)
+                held = await self.budget.acquire(WORKING_SET_FACTOR * (source.size_hint() or 0))
                 try:
                     data, stat_key = await self._offload(self._load, item)
                     assert item.sha256 is not None
@@ -747,7 +754,7 @@ class _Run:
             else:
                 group = self.groups[item.key]
                 if not source.passthrough:
-                    held = await self.budget.acquire(source.size_hint() or 0)
+                    held = await self.budget.acquire(WORKING_SET_FACTOR * (source.size_hint() or 0))
             outcome = await self._transcribe_row(item)
             self._finish(item, group, outcome)
         finally:
