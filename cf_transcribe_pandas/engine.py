@@ -54,7 +54,7 @@ import pandas as pd
 
 from cf_transcribe_pandas import audio as audio_mod
 from cf_transcribe_pandas.audio import EncodeMode
-from cf_transcribe_pandas.cache import Cache, CachedRow, CacheWriter, cache_key
+from cf_transcribe_pandas.cache import Cache, CachedRow, CacheWriter, key_maker
 from cf_transcribe_pandas.client import Client, Credentials, Gateway
 from cf_transcribe_pandas.errors import (
     AccountError,
@@ -366,6 +366,7 @@ class _Run:
         self.writer: CacheWriter | None = None
         self.memo_buffer: list[tuple[str, int, int, str]] = []
         self.lookups: dict[str, list[asyncio.Future[CachedRow | None]]] = {}
+        self.key_makers: dict[tuple[str | None, str | None], Callable[[str], str]] = {}
         self.lookup_task: asyncio.Task[None] | None = None
         self.groups: dict[str, _Group] = {}
         self.fatal: AccountError | None = None
@@ -551,15 +552,17 @@ class _Run:
         return self.languages[row], self.prompts[row]
 
     def _key(self, row: int, sha: str) -> str:
-        language, prompt = self._params(row)
-        return cache_key(
-            sha,
-            model=self.opts.model,
-            language=language,
-            prompt=prompt,
-            temperature=self.opts.temperature,
-            encode=self.opts.encode,
-        )
+        params = self._params(row)
+        make = self.key_makers.get(params)
+        if make is None:
+            make = self.key_makers[params] = key_maker(
+                model=self.opts.model,
+                language=params[0],
+                prompt=params[1],
+                temperature=self.opts.temperature,
+                encode=self.opts.encode,
+            )
+        return make(sha)
 
     # -- producer: resolve windows of rows cheaply, in a thread
 

@@ -683,3 +683,26 @@ def test_compact_reports_and_keeps_rows(tmp_path: Path) -> None:
     again = cache.compact()
     assert (again.files_before, again.files_after) == (1, 1)
     assert cache.lookup(r.key for r in rows) == {r.key: r for r in rows}
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    sha=st.text(alphabet="0123456789abcdefABCDEF", min_size=64, max_size=64),
+    language=st.none() | st.sampled_from(["en", "fr", "de"]),
+    prompt=st.none() | st.text(max_size=40),
+    temperature=st.none() | st.floats(min_value=0, max_value=1),
+    encode=st.sampled_from(["auto", "original", "flac", "opus"]),
+)
+def test_key_maker_gives_the_same_keys_as_cache_key(
+    sha: str, language: str | None, prompt: str | None, temperature: float | None, encode: str
+) -> None:
+    from cf_transcribe_pandas.cache import key_maker
+
+    params = {
+        "model": "openai/gpt-4o-transcribe",
+        "language": language,
+        "prompt": prompt,
+        "temperature": temperature,
+        "encode": encode,
+    }
+    assert key_maker(**params)(sha) == cache_key(sha, **params)  # type: ignore[arg-type]
