@@ -6,10 +6,12 @@ Plain helpers (no fixtures), imported by ``conftest.py`` and the test modules.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,3 +60,29 @@ def wav_bytes(seed: int, seconds: float = 0.5, rate: int = 16_000) -> bytes:
         w.setframerate(rate)
         w.writeframes(pcm.tobytes())
     return buf.getvalue()
+
+
+def write_clips(directory: Path, n: int, seed: int) -> tuple[list[str], list[str]]:
+    """``n`` distinct tiny WAV files in ``directory``; returns (paths, sha256 of each)."""
+    directory.mkdir(parents=True)
+    paths, shas = [], []
+    for i in range(n):
+        data = wav_bytes(seed + i, seconds=0.05)
+        path = directory / f"clip{i:04d}.wav"
+        path.write_bytes(data)
+        paths.append(str(path))
+        shas.append(hashlib.sha256(data).hexdigest())
+    assert len(set(shas)) == n
+    return paths, shas
+
+
+def emulator_kwargs(emu: Any, cache: Any, **extra: Any) -> dict[str, Any]:
+    """Keyword arguments pointing ``df.cfai.transcribe`` at ``emu``, quietly."""
+    return {
+        "account_id": emu.account_id,
+        "api_token": emu.token,
+        "base_url": emu.base_url,
+        "cache": cache,
+        "progress": False,
+        **extra,
+    }

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clips import Sample, load_samples, wav_bytes
+from clips import Sample, emulator_kwargs, load_samples, wav_bytes
 
 import cf_transcribe_pandas  # noqa: F401  (registers the accessors)
 from cf_transcribe_pandas.emulator import Emulator
@@ -37,13 +37,7 @@ def cache_dir(tmp_path: Path) -> Path:
 
 
 def _kwargs_for(emu: Emulator, cache: Any) -> dict[str, Any]:
-    return {
-        "account_id": emu.account_id,
-        "api_token": emu.token,
-        "base_url": emu.base_url,
-        "cache": cache,
-        "progress": False,
-    }
+    return emulator_kwargs(emu, cache)
 
 
 @pytest.fixture

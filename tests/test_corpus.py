@@ -42,7 +42,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from clips import wav_bytes
+from clips import emulator_kwargs, wav_bytes, write_clips
 
 from cf_transcribe_pandas.cache import RESULT_SCHEMA, Cache, CachedRow, cache_key
 from cf_transcribe_pandas.emulator import Emulator
@@ -106,30 +106,8 @@ def _placeholder(sha: str) -> str:
     return f"transcript of {sha[:12]}"  # the emulator's text for unregistered audio
 
 
-def _write_clips(directory: Path, n: int, seed: int) -> tuple[list[str], list[str]]:
-    """``n`` distinct tiny WAV files; returns (paths, sha256 of each)."""
-    directory.mkdir(parents=True)
-    paths, shas = [], []
-    for i in range(n):
-        data = wav_bytes(seed + i, seconds=0.05)
-        path = directory / f"clip{i:04d}.wav"
-        path.write_bytes(data)
-        paths.append(str(path))
-        shas.append(_sha(data))
-    assert len(set(shas)) == n
-    return paths, shas
-
-
 def _kwargs(emu: Emulator, cache: Path, **kw: Any) -> dict[str, Any]:
-    return {
-        "account_id": emu.account_id,
-        "api_token": emu.token,
-        "base_url": emu.base_url,
-        "cache": cache,
-        "progress": False,
-        "rate_limit": FAST,
-        **kw,
-    }
+    return emulator_kwargs(emu, cache, rate_limit=FAST, **kw)
 
 
 def _readable_part_files(cache: Path) -> list[Path]:
@@ -211,7 +189,7 @@ def test_two_processes_on_overlapping_halves_share_one_cache(
     emulator: Emulator, children: Children, tmp_path: Path
 ) -> None:
     emulator.set_faults(latency=0.05)
-    paths, shas = _write_clips(tmp_path / "audio", 240, seed=100)
+    paths, shas = write_clips(tmp_path / "audio", 240, seed=100)
     cache = tmp_path / "cache"
     # A sends rows 0..159 in order, B rows 239..80: each starts with the rows
     # only it has, and both reach the shared rows 80..159 at about the same time.
@@ -258,7 +236,7 @@ def test_compaction_in_another_process_during_a_run_loses_nothing(
     emulator: Emulator, children: Children, tmp_path: Path
 ) -> None:
     emulator.set_faults(latency=0.04)
-    paths, shas = _write_clips(tmp_path / "audio", 300, seed=2000)
+    paths, shas = write_clips(tmp_path / "audio", 300, seed=2000)
     cache = tmp_path / "cache"
     proc = children.start(emulator, paths, cache, concurrency=4, barrier=False)
 
@@ -310,7 +288,7 @@ def test_compaction_in_another_process_during_a_run_loses_nothing(
 def test_corrupt_and_foreign_files_in_the_cache_dir_are_skipped_with_a_warning(
     emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    paths, shas = _write_clips(tmp_path / "audio", 40, seed=3000)
+    paths, shas = write_clips(tmp_path / "audio", 40, seed=3000)
     cache = tmp_path / "cache"
     store = Cache(cache)
     with store.writer() as writer:  # a real part file, about to be torn
@@ -397,7 +375,7 @@ def test_a_recording_over_1_mib_goes_through_with_warnings_as_errors(
 def test_a_cached_rerun_opens_none_of_the_audio_files(
     emulator: Emulator, children: Children, tmp_path: Path
 ) -> None:
-    paths, shas = _write_clips(tmp_path / "audio", 60, seed=4000)
+    paths, shas = write_clips(tmp_path / "audio", 60, seed=4000)
     cache = tmp_path / "cache"
     first = children.result(children.start(emulator, paths, cache, concurrency=4, barrier=False))
     assert first["opens"] >= len(paths)  # the first run reads (and hashes) every file

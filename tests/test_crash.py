@@ -18,7 +18,6 @@ service finished, ``sha256`` says which audio each request carried.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -34,7 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from clips import wav_bytes
+from clips import emulator_kwargs, write_clips
 
 from cf_transcribe_pandas.cache import RESULT_SCHEMA, Cache, cache_key
 from cf_transcribe_pandas.emulator import Emulator
@@ -91,24 +90,6 @@ print("done", int(out["audio_text"].notna().sum()), flush=True)
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _write_clips(directory: Path, n: int, seed: int) -> tuple[list[str], list[str]]:
-    """``n`` distinct tiny WAV files; returns (paths, sha256 of each)."""
-    directory.mkdir(parents=True)
-    paths, shas = [], []
-    for i in range(n):
-        data = wav_bytes(seed + i, seconds=0.05)
-        path = directory / f"clip{i:04d}.wav"
-        path.write_bytes(data)
-        paths.append(str(path))
-        shas.append(_sha(data))
-    assert len(set(shas)) == n
-    return paths, shas
 
 
 def _wait_for(condition: Callable[[], bool], what: str, proc: subprocess.Popen[str]) -> None:
@@ -220,15 +201,7 @@ def _whole_files(cache_dir: Path) -> set[str]:
 
 
 def _kwargs(emu: Emulator, cache: Path) -> dict[str, Any]:
-    return {
-        "account_id": emu.account_id,
-        "api_token": emu.token,
-        "base_url": emu.base_url,
-        "cache": cache,
-        "progress": False,
-        "concurrency": CONCURRENCY,
-        "rate_limit": FAST,
-    }
+    return emulator_kwargs(emu, cache, concurrency=CONCURRENCY, rate_limit=FAST)
 
 
 def _key(sha: str) -> str:
@@ -248,7 +221,7 @@ def test_kill_9_mid_run_loses_at_most_one_flush_batch(
     # With 0.1 s per request, a worker finishes at most one row while a batch
     # is being written, so the DESIGN bound holds whenever the kill lands.
     emulator.set_faults(latency=0.1)
-    paths, shas = _write_clips(tmp_path / "audio", 300, seed=1000)
+    paths, shas = write_clips(tmp_path / "audio", 300, seed=1000)
     cache = tmp_path / "cache"
 
     proc = child.start(emulator, paths, cache)
@@ -290,7 +263,7 @@ def test_kill_9_inside_a_write_leaves_a_temp_file_that_readers_ignore(
 ) -> None:
     # The child's 4th Parquet write stops half way; the kill lands inside it.
     emulator.set_faults(latency=0.02)
-    paths, shas = _write_clips(tmp_path / "audio", 120, seed=5000)
+    paths, shas = write_clips(tmp_path / "audio", 120, seed=5000)
     cache = tmp_path / "cache"
     proc = child.start(emulator, paths, cache, stuck_at=4)
     assert proc.stdout is not None
@@ -324,7 +297,7 @@ def test_kill_9_during_a_burst_of_small_flushes_leaves_only_whole_files(
     emulator: Emulator, child: Child, tmp_path: Path
 ) -> None:
     # No latency and concurrency 1: a flush every 2 rows, files appear as fast as the disk allows.
-    paths, shas = _write_clips(tmp_path / "audio", 400, seed=9000)
+    paths, shas = write_clips(tmp_path / "audio", 400, seed=9000)
     cache = tmp_path / "cache"
     proc = child.start(emulator, paths, cache, concurrency=1)
     results = cache / "results"
