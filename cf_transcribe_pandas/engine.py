@@ -917,21 +917,13 @@ class _Run:
                     deadline = now + opts.row_deadline
                 if now >= deadline:
                     raise
-                delay = (
-                    exc.retry_after
-                    if exc.retry_after is not None
-                    else backoff_delay(throttles, base=opts.backoff_base, cap=opts.backoff_cap)
-                )
+                delay = self._retry_delay(exc, throttles)
                 throttles += 1
                 error: TranscribeError = exc
             except TranscribeError as exc:
                 if not exc.retryable or retries >= opts.max_retries:
                     raise
-                delay = (
-                    exc.retry_after
-                    if exc.retry_after is not None
-                    else backoff_delay(retries, base=opts.backoff_base, cap=opts.backoff_cap)
-                )
+                delay = self._retry_delay(exc, retries)
                 retries += 1
                 error = exc
             else:
@@ -944,6 +936,12 @@ class _Run:
             self._retrying(item, throttles + retries, delay, error)
             if delay > 0:
                 await asyncio.sleep(delay)
+
+    def _retry_delay(self, exc: TranscribeError, attempt: int) -> float:
+        """The service's Retry-After when it gave one, else full-jitter backoff."""
+        if exc.retry_after is not None:
+            return exc.retry_after
+        return backoff_delay(attempt, base=self.opts.backoff_base, cap=self.opts.backoff_cap)
 
     def _retrying(self, item: _Item, attempt: int, delay: float, exc: TranscribeError) -> None:
         logger.info(
