@@ -79,6 +79,7 @@ __all__ = [
     "Credentials",
     "Gateway",
     "build_body",
+    "encode_body",
     "normalize_language",
     "parse_retry_after",
     "validate_params",
@@ -561,6 +562,42 @@ def build_body(
     return body
 
 
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def encode_body(payload: dict[str, Any]) -> bytes:
+    """Serialize a request body (from :func:`build_body`) to UTF-8 JSON bytes.
+
+    Equal to ``json.dumps(payload, ensure_ascii=False, separators=(",", ":"))``
+    encoded as UTF-8, but a base64 data URI in ``file`` (almost all of the
+    body) is spliced in as it is rather than run through the JSON string
+    escaper, which costs about 40 µs per 10 kB: base64 needs no escaping. Any
+    other ``file`` value goes through ``json`` as usual.
+
+    Args:
+        payload: ``{"model": ..., "input": {"file": ..., ...}, ...}``, or the
+            ``input`` mapping itself (the AI Gateway URL form).
+
+    Returns:
+        The body bytes.
+    """
+    inp = payload.get("input", payload)
+    file = inp.get("file") if isinstance(inp, dict) else None
+    if isinstance(file, str) and file.startswith("data:"):
+        head, sep, b64 = file.partition(",")
+        if sep and b64.isascii() and not b64.encode("ascii").translate(None, _BASE64_ALPHABET):
+            blank = {**inp, "file": ""}
+            rest = {**payload, "input": blank} if inp is not payload else blank
+            text = _JSON.encode(rest)
+            # Inside a JSON string every quote is escaped, so '"file":""' is a key
+            # with an empty value: ours, unless the payload has another such key.
+            if text.count('"file":""') == 1:
+                spliced = _JSON.encode(head + sep)[:-1] + b64 + '"'
+                return text.replace('"file":""', '"file":' + spliced).encode("utf-8")
+    return _JSON.encode(payload).encode("utf-8")
+
+
 # --------------------------------------------------------------------------- answers
 
 
@@ -846,6 +883,10 @@ class Client:
             )
         self._credentials = credentials
         self._timeout = float(timeout)
+        self._client_timeout = aiohttp.ClientTimeout(
+            total=self._timeout, sock_connect=min(self._timeout, 30.0)
+        )
+        self._hosts: dict[str, str] = {}
         self._max_connections = max_connections
         self._gateway = Gateway.coerce(gateway)
         self._session = session
@@ -981,19 +1022,20 @@ class Client:
         )
         gw = self._gateway
         payload = body["input"] if gw is not None and gw.use_gateway_url else body
-        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        data = encode_body(payload)
         url = self.url_for(model)
-        inp = body["input"]
-        logger.debug(
-            "POST %s model=%s file=%s language=%s prompt=%s temperature=%s bytes=%d",
-            url,
-            model,
-            _describe_file(inp["file"]),
-            inp.get("language"),
-            f"<{len(inp['prompt'])} chars>" if "prompt" in inp else None,
-            inp.get("temperature"),
-            len(data),
-        )
+        if logger.isEnabledFor(logging.DEBUG):
+            inp = body["input"]
+            logger.debug(
+                "POST %s model=%s file=%s language=%s prompt=%s temperature=%s bytes=%d",
+                url,
+                model,
+                _describe_file(inp["file"]),
+                inp.get("language"),
+                f"<{len(inp['prompt'])} chars>" if "prompt" in inp else None,
+                inp.get("temperature"),
+                len(data),
+            )
         session = self._get_session()
         started = time.monotonic()
         try:
@@ -1039,8 +1081,10 @@ class Client:
 
     async def _post(self, session: aiohttp.ClientSession, url: str, data: bytes, model: str) -> str:
         token = self._credentials.api_token
-        timeout = aiohttp.ClientTimeout(total=self._timeout, sock_connect=min(self._timeout, 30.0))
-        host = urlsplit(url).netloc
+        timeout = self._client_timeout
+        host = self._hosts.get(url)
+        if host is None:
+            host = self._hosts[url] = urlsplit(url).netloc
         started = time.monotonic()
         failure: TranscribeError | None
         # aiohttp writes a large bytes body in one go (and warns about it); a

@@ -300,6 +300,9 @@ class _Item:
     sha256: str | None
     parts: list[audio_mod.Part] | None = None  # prepared ahead
     error: TranscribeError | None = None  # found while preparing ahead
+    size: int | None = None  # a local file's size, from the producer's stat
+    stat_key: tuple[str, int, int] | None = None  # its path -> sha256 memo key
+    loaded: bool = False  # read and hashed ahead, by the producer (key found there)
 
 
 class _Stopped(Exception):
@@ -589,10 +592,14 @@ class _Run:
                 item = _Item(row, source, None, None)
                 if source.kind in ("bytes", "array") or source.passthrough:
                     item.sha256 = audio_mod.sha256_of(source)
-                elif source.kind == "path" and self.cache is not None:
-                    stat_key = source.stat_key(real_dirs)
-                    if stat_key is not None:
-                        memo_wanted.append((item, stat_key))
+                elif source.kind == "path":
+                    if self.cache is not None:
+                        item.stat_key = source.stat_key(real_dirs)
+                        if item.stat_key is not None:
+                            item.size = item.stat_key[1]
+                            memo_wanted.append((item, item.stat_key))
+                    else:
+                        item.size = source.size_hint()
             except TranscribeError as exc:
                 failures.append((row, exc))
                 continue
@@ -616,6 +623,8 @@ class _Run:
 
     async def _produce(self, queue: asyncio.Queue[_Item | None]) -> None:
         batches: collections.deque[asyncio.Future[list[_Item]]] = collections.deque()
+        batch: list[_Item] = []
+        batch_bytes = 0
         stop, window = 0, WINDOW // 2
 
         def resolve_next() -> asyncio.Future[Any] | None:
@@ -627,44 +636,58 @@ class _Run:
             stop = min(self.n, start + window)
             return asyncio.ensure_future(self._offload(self._resolve_window, start, stop))
 
-        ahead = resolve_next()
+        async def send_batch() -> None:
+            """Prepare the batch in a thread; queue the oldest batches' rows meanwhile."""
+            nonlocal batch, batch_bytes
+            if batch:
+                batches.append(asyncio.ensure_future(self._prepare_ahead(batch)))
+                batch, batch_bytes = [], 0
+            while len(batches) >= THREADS:
+                await self._enqueue(batches.popleft(), queue)
+
+        async def ahead(item: _Item, size: int) -> None:
+            nonlocal batch_bytes
+            batch.append(item)
+            batch_bytes += size
+            if len(batch) >= AHEAD_BATCH_ROWS or batch_bytes >= AHEAD_BATCH_BYTES:
+                await send_batch()
+
+        window_future = resolve_next()
         try:
-            while ahead is not None:
-                items, failures, nas, hits = await ahead
-                ahead = resolve_next()  # resolved while this window's rows are queued
+            while window_future is not None:
+                items, failures, nas, hits = await window_future
+                window_future = resolve_next()  # resolved while this window's rows are queued
                 for row, exc in failures:
                     self._fail(row, exc)
                 for row in nas:
                     self._record_na(row)
-                batch: list[_Item] = []
-                batch_bytes = 0
                 for item in items:
                     if self.stopping:
                         return
                     key = item.key
-                    if key is not None:
-                        hit = hits.get(key)
-                        if hit is not None:
-                            self._record_cached(item.row, hit)
-                            continue
-                        group = self.groups.get(key)
-                        if group is not None:
-                            self._join(group, item.row)
-                            continue
-                        self.groups[key] = _Group(item.row)
-                        size = _ahead_size(item.source)
-                        if size is not None:
-                            batch.append(item)
-                            batch_bytes += size
-                            if len(batch) >= AHEAD_BATCH_ROWS or batch_bytes >= AHEAD_BATCH_BYTES:
-                                batches.append(asyncio.ensure_future(self._prepare_ahead(batch)))
-                                batch, batch_bytes = [], 0
-                                while len(batches) >= THREADS:
-                                    await self._enqueue(batches.popleft(), queue)
-                            continue
-                    await queue.put(item)
-                if batch:
-                    batches.append(asyncio.ensure_future(self._prepare_ahead(batch)))
+                    if key is None:
+                        if item.size is not None and item.size <= AHEAD_MAX_BYTES:
+                            # A small local file: read, hashed, looked up and prepared
+                            # with its batch (one thread hop for many rows).
+                            await ahead(item, item.size)
+                        else:
+                            await queue.put(item)  # the worker reads it, within the budget
+                        continue
+                    hit = hits.get(key)
+                    if hit is not None:
+                        self._record_cached(item.row, hit)
+                        continue
+                    group = self.groups.get(key)
+                    if group is not None:
+                        self._join(group, item.row)
+                        continue
+                    self.groups[key] = _Group(item.row)
+                    size = _ahead_size(item.source)
+                    if size is not None:
+                        await ahead(item, size)
+                    else:
+                        await queue.put(item)
+                await send_batch()
                 while batches:
                     await self._enqueue(batches.popleft(), queue)
             if self.stopping:
@@ -672,8 +695,8 @@ class _Run:
             for _ in range(self.opts.concurrency):
                 await queue.put(None)
         finally:
-            if ahead is not None:
-                ahead.cancel()
+            if window_future is not None:
+                window_future.cancel()
             for future in batches:
                 future.cancel()
 
@@ -681,10 +704,21 @@ class _Run:
         return await self._offload(self._prepare_items, items)
 
     def _prepare_items(self, items: list[_Item]) -> list[_Item]:
-        """In a thread: prepare a batch of short in-memory clips."""
+        """In a thread: prepare a batch of short clips (reading and hashing local files)."""
+        seen: set[str] = set()
         for item in items:
             try:
-                item.parts = _read_and_prepare(item.source, None, self.opts)
+                if item.key is None:
+                    item.loaded = True
+                    data = item.source.read()
+                    item.sha256 = hashlib.sha256(data).hexdigest()
+                    item.key = self._key(item.row, item.sha256)
+                    if item.key in seen:
+                        continue  # the same audio as a row above: it joins that row
+                    seen.add(item.key)
+                    item.parts = _read_and_prepare(item.source, data, self.opts)
+                else:
+                    item.parts = _read_and_prepare(item.source, None, self.opts)
             except TranscribeError as exc:
                 item.error = exc
             except Exception as exc:  # a bug must cost one row, not the run
@@ -694,13 +728,36 @@ class _Run:
     async def _enqueue(
         self, batch: asyncio.Future[list[_Item]], queue: asyncio.Queue[_Item | None]
     ) -> None:
-        for item in await batch:
+        items = await batch
+        loaded = [item for item in items if item.loaded and item.key is not None]
+        hits: dict[str, CachedRow] = {}
+        if loaded and self.cache is not None:
+            for item in loaded:
+                if item.stat_key is not None and item.sha256 is not None:
+                    self.memo_buffer.append((*item.stat_key, item.sha256))
+            await self._flush_memo()
+            hits = await self._lookup_many([item.key for item in loaded if item.key is not None])
+        for item in items:
             if self.stopping:
                 return
+            key = item.key
+            if key is None:  # a local file that could not be read
+                assert item.error is not None
+                self._fail(item.row, _with_label(item.error, item.source.label))
+                continue
+            if item.loaded:
+                hit = hits.get(key)
+                if hit is not None:
+                    self._record_cached(item.row, hit)
+                    continue
+                group = self.groups.get(key)
+                if group is not None:
+                    self._join(group, item.row)
+                    continue
+                self.groups[key] = _Group(item.row)
             if item.error is not None:
-                assert item.key is not None
                 error = _with_label(item.error, item.source.label)
-                self._finish(item, self.groups[item.key], _Outcome(None, error, None, None))
+                self._finish(item, self.groups[key], _Outcome(None, error, None, None))
             else:
                 await queue.put(item)
 
@@ -723,7 +780,8 @@ class _Run:
             if item.key is None:
                 # A path (or fsspec file) the memo did not know: read and hash it in a
                 # thread, look it up with the other workers' keys, prepare it if new.
-                held = await self.budget.acquire(WORKING_SET_FACTOR * (source.size_hint() or 0))
+                size = item.size if item.size is not None else source.size_hint()
+                held = await self.budget.acquire(WORKING_SET_FACTOR * (size or 0))
                 try:
                     data, stat_key = await self._offload(self._load, item)
                     assert item.sha256 is not None
@@ -737,9 +795,7 @@ class _Run:
                     return
                 if stat_key is not None:
                     self.memo_buffer.append((*stat_key, item.sha256))
-                    if len(self.memo_buffer) >= MEMO_FLUSH:
-                        memo, self.memo_buffer = self.memo_buffer, []
-                        await self._offload(self._put_memo, memo)
+                    await self._flush_memo()
                 if hit is not None:
                     self._record_cached(row, hit)
                     return
@@ -757,7 +813,8 @@ class _Run:
             else:
                 group = self.groups[item.key]
                 if not source.passthrough:
-                    held = await self.budget.acquire(WORKING_SET_FACTOR * (source.size_hint() or 0))
+                    size = item.size if item.size is not None else source.size_hint()
+                    held = await self.budget.acquire(WORKING_SET_FACTOR * (size or 0))
             outcome = await self._transcribe_row(item)
             self._finish(item, group, outcome)
         finally:
@@ -771,7 +828,7 @@ class _Run:
             (the bytes, the memo key of a local file or None).
         """
         source = item.source
-        stat_key = source.stat_key() if source.kind == "path" else None
+        stat_key = item.stat_key  # taken by the producer, before this read
         data = source.read()
         item.sha256 = hashlib.sha256(data).hexdigest()
         item.key = self._key(item.row, item.sha256)
@@ -793,6 +850,13 @@ class _Run:
 
     # -- cache lookups of rows hashed by the workers, batched
 
+    def _lookup_future(self, key: str) -> asyncio.Future[CachedRow | None]:
+        future: asyncio.Future[CachedRow | None] = asyncio.get_running_loop().create_future()
+        self.lookups.setdefault(key, []).append(future)
+        if self.lookup_task is None:
+            self.lookup_task = asyncio.ensure_future(self._drain_lookups())
+        return future
+
     async def _lookup(self, key: str) -> CachedRow | None:
         """One key's cache hit, looked up together with the other workers' keys.
 
@@ -801,11 +865,26 @@ class _Run:
         per row: while one lookup runs in a thread, the keys asked for
         meanwhile wait and all go in the next one.
         """
-        future: asyncio.Future[CachedRow | None] = asyncio.get_running_loop().create_future()
-        self.lookups.setdefault(key, []).append(future)
-        if self.lookup_task is None:
-            self.lookup_task = asyncio.ensure_future(self._drain_lookups())
-        return await future
+        return await self._lookup_future(key)
+
+    async def _lookup_many(self, keys: list[str]) -> dict[str, CachedRow]:
+        """The cache hits among ``keys`` (looked up as :meth:`_lookup` does).
+
+        A failed lookup is logged and counts as no hit: the rows are sent.
+        """
+        results = await asyncio.gather(
+            *(self._lookup_future(key) for key in keys), return_exceptions=True
+        )
+        hits: dict[str, CachedRow] = {}
+        for key, result in zip(keys, results, strict=True):
+            if isinstance(result, CachedRow):
+                hits[key] = result
+            elif isinstance(result, BaseException):
+                if isinstance(result, asyncio.CancelledError):
+                    raise result
+                logger.warning("cache lookup failed (%s); sending the rows", result)
+                break
+        return hits
 
     async def _drain_lookups(self) -> None:
         cache = self.cache
@@ -1023,6 +1102,12 @@ class _Run:
         if self.memo_buffer:
             memo, self.memo_buffer = self.memo_buffer, []
             self._put_memo(memo)
+
+    async def _flush_memo(self) -> None:
+        """Write the memo buffer when it is full (see MEMO_FLUSH)."""
+        if len(self.memo_buffer) >= MEMO_FLUSH:
+            memo, self.memo_buffer = self.memo_buffer, []
+            await self._offload(self._put_memo, memo)
 
     def _put_memo(self, memo: list[tuple[str, int, int, str]]) -> None:
         if self.cache is None:
