@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
+import functools
 import hashlib
 import io
 import logging
@@ -406,7 +407,8 @@ class Source:
             ``"array"`` (a Hugging Face decoded array) or ``"na"`` (missing).
         label: A short name for messages: the path, the URL without its query,
             ``<bytes len=N>``, ...
-        path: The local file (kind ``"path"``), ``~`` expanded, not resolved.
+        fspath: The local file (kind ``"path"``) as a str, ``~`` expanded, not
+            resolved; :attr:`path` is the same as a :class:`~pathlib.Path`.
         url: The URL (kinds ``"url"`` and ``"fsspec"``).
         fetch: For kind ``"url"``: download it (True) or hand the URL to the
             service as it is (False, the default).
@@ -414,13 +416,18 @@ class Source:
 
     kind: SourceKind
     label: str
-    path: Path | None = None
+    fspath: str | None = None
     url: str | None = None
     fetch: bool = False
     _data: bytes | None = field(default=None, repr=False, compare=False)
     _data_uri: str | None = field(default=None, repr=False, compare=False)
     _array: Any = field(default=None, repr=False, compare=False)
     _sampling_rate: int | None = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def path(self) -> Path | None:
+        """The local file (kind ``"path"``) as a Path, else None."""
+        return None if self.fspath is None else Path(self.fspath)
 
     @property
     def passthrough(self) -> bool:
@@ -441,9 +448,10 @@ class Source:
             ValueError: for kind ``"na"``, which has no audio.
         """
         if self.kind == "path":
-            assert self.path is not None
+            assert self.fspath is not None
             try:
-                data = self.path.read_bytes()
+                with open(self.fspath, "rb") as f:
+                    data = f.read()
             except OSError as exc:
                 raise _path_error(exc, self.label) from None
         elif self.kind == "bytes":
@@ -477,12 +485,12 @@ class Source:
         Raises:
             AudioError: ``file_not_found`` or ``permission_denied``.
         """
-        if self.kind != "path" or self.path is None:
+        if self.kind != "path" or self.fspath is None:
             return None
         try:
-            path = os.path.abspath(self.path)
-            if real_dirs is None or ".." in os.fspath(self.path):  # realpath follows links first
-                resolved = str(self.path.resolve(strict=True))
+            path = os.path.abspath(self.fspath)
+            if real_dirs is None or ".." in self.fspath:  # realpath follows links first
+                resolved = str(Path(self.fspath).resolve(strict=True))
                 st = os.stat(resolved)
             else:
                 st = os.lstat(path)
@@ -518,9 +526,9 @@ class Source:
             URI's length (data URIs), the WAV size (arrays); None for URLs,
             fsspec files, NA and missing files.
         """
-        if self.kind == "path" and self.path is not None:
+        if self.kind == "path" and self.fspath is not None:
             try:
-                return self.path.stat().st_size
+                return os.stat(self.fspath).st_size
             except OSError:
                 return None
         if self._data is not None:
@@ -663,8 +671,7 @@ def to_source(value: object, *, fetch_urls: bool = False) -> Source:
         value = os.fsdecode(value)
         if not value:
             raise AudioError("an empty path is not audio", code="unsupported_input")
-        path = Path(value).expanduser()
-        return Source("path", str(path), path=path)
+        return _path_source(value)
     if isinstance(value, str):
         return _source_from_str(value, fetch_urls=fetch_urls)
     if isinstance(value, Mapping):
@@ -676,6 +683,27 @@ def to_source(value: object, *, fetch_urls: bool = False) -> Source:
     )
 
 
+def _path_source(value: str, *, expand: bool = True) -> Source:
+    """A local path's Source, named as ``str(Path(value).expanduser())`` would name it.
+
+    Building a Path per row costs more than the rest of a cached row's work,
+    so a path already in that normal form (the usual case) is used as it is.
+    """
+    if expand and value.startswith("~"):
+        value = os.path.expanduser(value)
+    if (
+        os.sep != "/"
+        or os.altsep
+        or "//" in value
+        or "/./" in value
+        or value.endswith(("/", "/."))
+        or value.startswith("./")
+        or value == "."
+    ):
+        value = str(Path(value))
+    return Source("path", value, fspath=value)
+
+
 def _source_from_str(value: str, *, fetch_urls: bool) -> Source:
     stripped = value.strip()
     if not stripped:
@@ -684,8 +712,7 @@ def _source_from_str(value: str, *, fetch_urls: bool) -> Source:
         return Source("bytes", f"<data URI len={len(stripped)}>", _data_uri=stripped)
     match = _SCHEME.match(stripped)
     if match is None:  # a path, taken as written (spaces and all)
-        path = Path(value).expanduser()
-        return Source("path", str(path), path=path)
+        return _path_source(value)
     value = stripped
     scheme = match.group(1).lower()
     if scheme in ("http", "https"):
@@ -697,8 +724,7 @@ def _source_from_str(value: str, *, fetch_urls: bool) -> Source:
                 f"{_short_url(value)}: file:// URLs on another host are not supported",
                 code="unsupported_input",
             )
-        path = Path(urllib.request.url2pathname(parts.path))
-        return Source("path", str(path), path=path)
+        return _path_source(urllib.request.url2pathname(parts.path), expand=False)
     fsspec = _import_fsspec()
     try:
         fsspec.get_filesystem_class(scheme)
@@ -819,9 +845,9 @@ def sha256_of(source: Source) -> str:
     digest = hashlib.sha256()
     total = 0
     if source.kind == "path":
-        assert source.path is not None
+        assert source.fspath is not None
         try:
-            with open(source.path, "rb") as f:
+            with open(source.fspath, "rb") as f:
                 while chunk := f.read(_HASH_CHUNK):
                     digest.update(chunk)
                     total += len(chunk)
@@ -1174,9 +1200,9 @@ def probe(x: object) -> AudioInfo:
         fmt = _url_format(source.url or "")
         return AudioInfo(fmt, mime_for(fmt) if fmt else None, None, 0, None, None, True, None)
     if source.kind == "path":
-        assert source.path is not None
+        assert source.fspath is not None
         try:
-            with open(source.path, "rb") as f:
+            with open(source.fspath, "rb") as f:
                 head = f.read(_HEAD_BYTES)
                 size = os.fstat(f.fileno()).st_size
                 if size == 0:

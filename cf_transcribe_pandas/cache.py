@@ -387,6 +387,7 @@ class CachedRow:
         encode: str = "auto",
         duration_s: float | None = None,
         created_at: dt.datetime | None = None,
+        key: str | None = None,
     ) -> CachedRow:
         """Return a row for a transcript just received, with its key computed.
 
@@ -400,15 +401,18 @@ class CachedRow:
             encode: The engine's ``encode`` option.
             duration_s: Audio duration in seconds, when known.
             created_at: Defaults to now (UTC).
+            key: The key, when the caller computed it already for these
+                parameters (with :func:`key_maker`); computed when None.
         """
-        key = cache_key(
-            sha256,
-            model=model,
-            language=language,
-            prompt=prompt,
-            temperature=temperature,
-            encode=encode,
-        )
+        if key is None:
+            key = cache_key(
+                sha256,
+                model=model,
+                language=language,
+                prompt=prompt,
+                temperature=temperature,
+                encode=encode,
+            )
         return cls(
             key=key,
             sha256=_norm_sha256(sha256),
@@ -789,7 +793,13 @@ class Cache:
             {name: [getattr(r, name) for r in rows] for name in _RESULT_COLUMNS},
             schema=RESULT_SCHEMA,
         )
-        return self._write_part(_RESULTS, table)
+        path = self._write_part(_RESULTS, table, row_group_size=max(1, table.num_rows))
+        # Remember the keys just written (one row group), as a lookup that read the
+        # file would: this process's lookups then never read its own new files.
+        with self._lock:
+            known = self._values.setdefault((str(path.parent), "key"), {})
+            known[path.name] = [_Chunk(0, 0, table["key"].combine_chunks(), None)]
+        return path
 
     # ----------------------------------------------------------------- reading
 
@@ -1558,25 +1568,26 @@ class CacheWriter:
         with self._cond:
             if self._stopping:
                 raise RuntimeError("CacheWriter is closed")
+            was_empty = not self._buf
             self._buf.extend(batch)
             if self._oldest is None:
                 self._oldest = time.monotonic()
             full = len(self._buf) >= self.flush_rows
-            if self.background or self.flush_seconds is not None:
-                self._start_timer_locked()
-            if full and self.background:
+            if self._thread is None:
+                if self.background or self.flush_seconds is not None:
+                    self._start_timer_locked()
+            elif was_empty or (full and self.background):
+                # Wake the thread only when its deadline moved: a first row (a new
+                # age deadline) or a full batch; not once per row.
                 self._cond.notify_all()
         if full and not self.background:
             self.flush()
 
     def _start_timer_locked(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._run, name="cf-transcribe-cache-writer", daemon=True
-            )
-            self._thread.start()
-        else:
-            self._cond.notify_all()
+        self._thread = threading.Thread(
+            target=self._run, name="cf-transcribe-cache-writer", daemon=True
+        )
+        self._thread.start()
 
     def _next_flush_locked(self, now: float) -> float | None:
         """Monotonic time the buffered rows are due, or None for no deadline."""

@@ -515,6 +515,7 @@ class _Run:
                     temperature=self.opts.temperature,
                     encode=self.opts.encode,
                     duration_s=outcome.duration,
+                    key=item.key,
                 )
             )
 
