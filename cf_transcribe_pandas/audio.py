@@ -1277,11 +1277,13 @@ class Part:
         return base64.b64decode(self.data_uri.partition(",")[2])
 
 
+_ENCODE_MODES: tuple[str, ...] = get_args(EncodeMode)
+
+
 def _check_options(encode: str, max_part_seconds: float, max_request_bytes: int) -> None:
-    if encode not in get_args(EncodeMode):
-        raise ConfigurationError(
-            f"encode must be one of {', '.join(get_args(EncodeMode))}, not {encode!r}"
-        )
+    if encode not in _ENCODE_MODES:
+        modes = ", ".join(_ENCODE_MODES)
+        raise ConfigurationError(f"encode must be one of {modes}, not {encode!r}")
     if not max_part_seconds > 0:
         raise ConfigurationError(f"max_part_seconds must be > 0, not {max_part_seconds!r}")
     if max_request_bytes < 16 * 1024:

@@ -115,6 +115,15 @@ AHEAD_BATCH_ROWS = 16
 AHEAD_BATCH_BYTES = 1024 * 1024
 """A batch of prepared-ahead rows ends at this many rows or bytes."""
 
+INLINE_ROW_SECONDS = 1e-3
+INLINE_RETRY_BATCHES = 32
+"""Batches prepared ahead run on the event loop while they take at most
+INLINE_ROW_SECONDS a row; after two slower ones, the next INLINE_RETRY_BATCHES
+go to the thread pool (see ``_Run._prepare_ahead``)."""
+
+INLINE_LOOKUP_SECONDS = 2e-3
+"""A cache lookup runs on the event loop when the last one took at most this."""
+
 _POSTFIX_EVERY = 0.5
 """Seconds between updates of the progress bar's counters."""
 
@@ -384,6 +393,9 @@ class _Run:
         self.bar: Any = None
         self._last_postfix = 0.0
         self._secret = options.credentials.api_token
+        self._inline_skip = 0
+        self._slow_batches = 0
+        self._lookup_seconds = 0.0  # how long the last cache lookup took
 
     # -- threads
 
@@ -702,7 +714,27 @@ class _Run:
                 future.cancel()
 
     async def _prepare_ahead(self, items: list[_Item]) -> list[_Item]:
-        return await self._offload(self._prepare_items, items)
+        """Prepare a batch of short clips: on the event loop while that is cheap.
+
+        A thread hop costs more CPU than preparing a short clip (the GIL changes
+        hands around every read and hash), so batches run inline as long as
+        they take at most INLINE_ROW_SECONDS a row. A slower batch (slow
+        storage, audio to decode) sends the next INLINE_RETRY_BATCHES to the
+        thread pool, then the loop tries again.
+        """
+        if self._inline_skip > 0:
+            self._inline_skip -= 1
+            return await self._offload(self._prepare_items, items)
+        started = time.perf_counter()
+        self._prepare_items(items)
+        if time.perf_counter() - started <= INLINE_ROW_SECONDS * len(items):
+            self._slow_batches = 0
+        else:  # one slow batch may be a hiccup (the first call, a busy core); two are not
+            self._slow_batches += 1
+            if self._slow_batches >= 2:
+                self._slow_batches = 0
+                self._inline_skip = INLINE_RETRY_BATCHES
+        return items
 
     def _prepare_items(self, items: list[_Item]) -> list[_Item]:
         """In a thread: prepare a batch of short clips (reading and hashing local files)."""
@@ -894,7 +926,15 @@ class _Run:
             while self.lookups:
                 batch, self.lookups = self.lookups, {}
                 try:
-                    hits = await self._offload(cache.lookup, list(batch))
+                    # Inline while lookups are quick (a small cache): a thread hop
+                    # costs more. Slow ones go to a thread, and the keys asked for
+                    # meanwhile gather into the next lookup.
+                    started = time.perf_counter()
+                    if self._lookup_seconds <= INLINE_LOOKUP_SECONDS:
+                        hits = cache.lookup(list(batch))
+                    else:
+                        hits = await self._offload(cache.lookup, list(batch))
+                    self._lookup_seconds = time.perf_counter() - started
                 except Exception as exc:
                     for futures in batch.values():
                         for future in futures:
