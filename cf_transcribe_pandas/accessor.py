@@ -10,10 +10,12 @@ any work; ``tests/test_accessor.py`` checks that the four signatures agree.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 import numbers
 import os
+import threading
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -62,15 +64,39 @@ CacheOption = bool | str | os.PathLike[str] | Cache
 # ---------------------------------------------------------------- argument checks
 
 
+_CACHES: collections.OrderedDict[str, Cache] = collections.OrderedDict()
+_CACHES_LOCK = threading.Lock()
+_CACHES_KEPT = 8
+
+
+def _shared_cache(path: Path) -> Cache:
+    """The process's :class:`Cache` for ``path``, reused from call to call.
+
+    A Cache remembers the keys of the part files it read or wrote (they never
+    change), so a rerun in the same process (a notebook) lists the directory
+    and reads only the files that are new since the last call.
+    """
+    key = os.path.abspath(path)
+    with _CACHES_LOCK:
+        found = _CACHES.get(key)
+        if found is None:
+            found = _CACHES[key] = Cache(path)
+            while len(_CACHES) > _CACHES_KEPT:
+                _CACHES.popitem(last=False)
+        else:
+            _CACHES.move_to_end(key)
+        return found
+
+
 def _resolve_cache(cache: CacheOption) -> Cache | None:
     if cache is False:
         return None
     if cache is True:
-        found = Cache(default_cache_dir())
+        found = _shared_cache(default_cache_dir())
     elif isinstance(cache, Cache):
         found = cache
     elif isinstance(cache, (str, os.PathLike)) and os.fspath(cache):
-        found = Cache(Path(cache).expanduser())
+        found = _shared_cache(Path(cache).expanduser())
     else:
         raise ConfigurationError(
             f"cache= must be True, False, a directory path or a Cache, not {cache!r}",

@@ -488,8 +488,12 @@ class Source:
         if self.kind != "path" or self.fspath is None:
             return None
         try:
-            path = os.path.abspath(self.fspath)
-            if real_dirs is None or ".." in self.fspath:  # realpath follows links first
+            fspath = self.fspath
+            if fspath.startswith("/") and "//" not in fspath and "/." not in fspath:
+                path = fspath  # absolute and normal already: abspath would return it
+            else:
+                path = os.path.abspath(fspath)
+            if real_dirs is None or ".." in fspath:  # realpath follows links first
                 resolved = str(Path(self.fspath).resolve(strict=True))
                 st = os.stat(resolved)
             else:
@@ -498,11 +502,12 @@ class Source:
                     resolved = os.path.realpath(path, strict=True)
                     st = os.stat(resolved)
                 else:
-                    head, tail = os.path.split(path)
+                    head, _, tail = path.rpartition("/")
+                    head = head or "/"
                     real = real_dirs.get(head)
                     if real is None:
                         real = real_dirs[head] = os.path.realpath(head)
-                    resolved = os.path.join(real, tail)
+                    resolved = real + tail if real.endswith("/") else f"{real}/{tail}"
         except OSError as exc:
             raise _path_error(exc, self.label) from None
         return (resolved, st.st_size, st.st_mtime_ns)

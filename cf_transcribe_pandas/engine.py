@@ -84,6 +84,9 @@ logger = logging.getLogger("cf_transcribe_pandas")
 
 T = TypeVar("T")
 
+Hit = tuple[str, float | None, str]
+"""A cache hit as a run uses it: (text, duration_s, model)."""
+
 WINDOW = 1024
 """Rows resolved (source, cheap key, cache lookup) in the producer's first step."""
 
@@ -111,7 +114,7 @@ AHEAD_MAX_BYTES = 256 * 1024
 thread hop for many short clips instead of one each); larger audio is prepared
 by the worker that sends it, so that little audio is held ahead of sending."""
 
-AHEAD_BATCH_ROWS = 16
+AHEAD_BATCH_ROWS = 64
 AHEAD_BATCH_BYTES = 1024 * 1024
 """A batch of prepared-ahead rows ends at this many rows or bytes."""
 
@@ -301,7 +304,7 @@ class _Group:
     outcome: _Outcome | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Item:
     row: int
     source: Source
@@ -377,7 +380,7 @@ class _Run:
         )
         self.writer: CacheWriter | None = None
         self.memo_buffer: list[tuple[str, int, int, str]] = []
-        self.lookups: dict[str, list[asyncio.Future[CachedRow | None]]] = {}
+        self.lookups: dict[str, list[asyncio.Future[Hit | None]]] = {}
         self.key_makers: dict[tuple[str | None, str | None], Callable[[str], str]] = {}
         self.lookup_task: asyncio.Task[None] | None = None
         self.groups: dict[str, _Group] = {}
@@ -477,8 +480,17 @@ class _Run:
         if self.opts.on_event is not None:
             self._emit(RowDone(row, status, outcome.error))
 
-    def _record_cached(self, row: int, hit: CachedRow) -> None:
-        self._record(row, _Outcome(hit.text, None, hit.duration_s, hit.model), cached=True)
+    def _record_cached(self, row: int, hit: Hit) -> None:
+        """:meth:`_record` for a cache hit, without the objects (a cached rerun is all this)."""
+        res = self.result
+        res.texts[row], res.durations[row], res.models[row] = hit
+        res.cached[row] = True
+        res.done += 1
+        res.from_cache += 1
+        if self.bar is not None:
+            self._tick()
+        if self.opts.on_event is not None:
+            self._emit(RowDone(row, "cached", None))
 
     def _record_na(self, row: int) -> None:
         self.result.done += 1
@@ -584,35 +596,42 @@ class _Run:
 
     def _resolve_window(
         self, start: int, stop: int
-    ) -> tuple[list[_Item], list[tuple[int, TranscribeError]], list[int], dict[str, CachedRow]]:
+    ) -> tuple[list[_Item], list[tuple[int, TranscribeError]], list[int], dict[str, Hit]]:
         items: list[_Item] = []
         failures: list[tuple[int, TranscribeError]] = []
         nas: list[int] = []
-        memo_wanted: list[tuple[_Item, tuple[str, int, int]]] = []
+        memo_items: list[_Item] = []  # paths to look up in the memo, and their keys
+        memo_wanted: list[tuple[str, int, int]] = []
         real_dirs: dict[str, str] = {}  # resolved directories, for stat_key
+        to_source, values, fetch_urls = audio_mod.to_source, self.values, self.opts.fetch_urls
+        memo = self.cache is not None
         for row in range(start, stop):
             try:
-                source = audio_mod.to_source(self.values[row], fetch_urls=self.opts.fetch_urls)
-                if source.kind == "na":
-                    nas.append(row)
-                    continue
-                if source.passthrough and not (source.url or "").lower().startswith("https://"):
-                    raise AudioError(
-                        f"{source.label}: the service takes https:// URLs only; use https, "
-                        "or fetch_urls=True to download the file and send its audio",
-                        code="unsupported_input",
-                    )
+                source = to_source(values[row], fetch_urls=fetch_urls)
+                kind = source.kind
                 item = _Item(row, source, None, None)
-                if source.kind in ("bytes", "array") or source.passthrough:
-                    item.sha256 = audio_mod.sha256_of(source)
-                elif source.kind == "path":
-                    if self.cache is not None:
-                        item.stat_key = source.stat_key(real_dirs)
-                        if item.stat_key is not None:
-                            item.size = item.stat_key[1]
-                            memo_wanted.append((item, item.stat_key))
+                if kind == "path":  # the usual case first
+                    if memo:
+                        item.stat_key = stat_key = source.stat_key(real_dirs)
+                        if stat_key is not None:
+                            item.size = stat_key[1]
+                            memo_items.append(item)
+                            memo_wanted.append(stat_key)
                     else:
                         item.size = source.size_hint()
+                elif kind == "na":
+                    nas.append(row)
+                    continue
+                elif source.passthrough:
+                    if not (source.url or "").lower().startswith("https://"):
+                        raise AudioError(
+                            f"{source.label}: the service takes https:// URLs only; use https, "
+                            "or fetch_urls=True to download the file and send its audio",
+                            code="unsupported_input",
+                        )
+                    item.sha256 = audio_mod.sha256_of(source)
+                elif kind in ("bytes", "array"):
+                    item.sha256 = audio_mod.sha256_of(source)
             except TranscribeError as exc:
                 failures.append((row, exc))
                 continue
@@ -621,17 +640,17 @@ class _Run:
                 continue
             items.append(item)
         if memo_wanted and self.cache is not None:
-            found = self.cache.memo_get_many([k for _, k in memo_wanted])
-            for item, stat_key in memo_wanted:
+            found = self.cache.memo_get_many(memo_wanted)
+            for item, stat_key in zip(memo_items, memo_wanted, strict=True):
                 item.sha256 = found.get(stat_key)
         for item in items:
             if item.sha256 is not None:
                 item.key = self._key(item.row, item.sha256)
-        hits: dict[str, CachedRow] = {}
+        hits: dict[str, Hit] = {}
         if self.cache is not None:
             keys = [item.key for item in items if item.key is not None]
             if keys:
-                hits = self.cache.lookup(keys)
+                hits = self.cache.lookup_results(keys)
         return items, failures, nas, hits
 
     async def _produce(self, queue: asyncio.Queue[_Item | None]) -> None:
@@ -763,7 +782,7 @@ class _Run:
     ) -> None:
         items = await batch
         loaded = [item for item in items if item.loaded and item.key is not None]
-        hits: dict[str, CachedRow] = {}
+        hits: dict[str, Hit] = {}
         if loaded and self.cache is not None:
             for item in loaded:
                 if item.stat_key is not None and item.sha256 is not None:
@@ -883,14 +902,14 @@ class _Run:
 
     # -- cache lookups of rows hashed by the workers, batched
 
-    def _lookup_future(self, key: str) -> asyncio.Future[CachedRow | None]:
-        future: asyncio.Future[CachedRow | None] = asyncio.get_running_loop().create_future()
+    def _lookup_future(self, key: str) -> asyncio.Future[Hit | None]:
+        future: asyncio.Future[Hit | None] = asyncio.get_running_loop().create_future()
         self.lookups.setdefault(key, []).append(future)
         if self.lookup_task is None:
             self.lookup_task = asyncio.ensure_future(self._drain_lookups())
         return future
 
-    async def _lookup(self, key: str) -> CachedRow | None:
+    async def _lookup(self, key: str) -> Hit | None:
         """One key's cache hit, looked up together with the other workers' keys.
 
         A lookup lists the cache directory and probes every cached key (about
@@ -900,7 +919,7 @@ class _Run:
         """
         return await self._lookup_future(key)
 
-    async def _lookup_many(self, keys: list[str]) -> dict[str, CachedRow]:
+    async def _lookup_many(self, keys: list[str]) -> dict[str, Hit]:
         """The cache hits among ``keys`` (looked up as :meth:`_lookup` does).
 
         A failed lookup is logged and counts as no hit: the rows are sent.
@@ -908,9 +927,9 @@ class _Run:
         results = await asyncio.gather(
             *(self._lookup_future(key) for key in keys), return_exceptions=True
         )
-        hits: dict[str, CachedRow] = {}
+        hits: dict[str, Hit] = {}
         for key, result in zip(keys, results, strict=True):
-            if isinstance(result, CachedRow):
+            if isinstance(result, tuple):
                 hits[key] = result
             elif isinstance(result, BaseException):
                 if isinstance(result, asyncio.CancelledError):
@@ -931,9 +950,9 @@ class _Run:
                     # meanwhile gather into the next lookup.
                     started = time.perf_counter()
                     if self._lookup_seconds <= INLINE_LOOKUP_SECONDS:
-                        hits = cache.lookup(list(batch))
+                        hits = cache.lookup_results(list(batch))
                     else:
-                        hits = await self._offload(cache.lookup, list(batch))
+                        hits = await self._offload(cache.lookup_results, list(batch))
                     self._lookup_seconds = time.perf_counter() - started
                 except Exception as exc:
                     for futures in batch.values():
