@@ -512,6 +512,19 @@ class _Run:
             self._last_postfix = now
             self._postfix()
 
+    def _settled(self, row: int, key: str, hit: Hit | None) -> bool:
+        """Settle ``row`` from its cache hit, or as a follower of a row with the same
+        key (True); else it leads a new group and must be sent (False)."""
+        if hit is not None:
+            self._record_cached(row, hit)
+            return True
+        group = self.groups.get(key)
+        if group is not None:
+            self._join(group, row)
+            return True
+        self.groups[key] = _Group(row)
+        return False
+
     def _join(self, group: _Group, row: int) -> None:
         """``row`` has the same audio and parameters as ``group``'s leader."""
         if group.outcome is not None:
@@ -705,15 +718,8 @@ class _Run:
                         else:
                             await queue.put(item)  # the worker reads it, within the budget
                         continue
-                    hit = hits.get(key)
-                    if hit is not None:
-                        self._record_cached(item.row, hit)
+                    if self._settled(item.row, key, hits.get(key)):
                         continue
-                    group = self.groups.get(key)
-                    if group is not None:
-                        self._join(group, item.row)
-                        continue
-                    self.groups[key] = _Group(item.row)
                     size = _ahead_size(item.source)
                     if size is not None:
                         await ahead(item, size)
@@ -797,16 +803,8 @@ class _Run:
                 assert item.error is not None
                 self._fail(item.row, _with_label(item.error, item.source.label))
                 continue
-            if item.loaded:
-                hit = hits.get(key)
-                if hit is not None:
-                    self._record_cached(item.row, hit)
-                    continue
-                group = self.groups.get(key)
-                if group is not None:
-                    self._join(group, item.row)
-                    continue
-                self.groups[key] = _Group(item.row)
+            if item.loaded and self._settled(item.row, key, hits.get(key)):
+                continue
             if item.error is not None:
                 error = _with_label(item.error, item.source.label)
                 self._finish(item, self.groups[key], _Outcome(None, error, None, None))
@@ -848,14 +846,9 @@ class _Run:
                 if stat_key is not None:
                     self.memo_buffer.append((*stat_key, item.sha256))
                     await self._flush_memo()
-                if hit is not None:
-                    self._record_cached(row, hit)
+                if self._settled(row, item.key, hit):
                     return
-                group = self.groups.get(item.key)
-                if group is not None:
-                    self._join(group, row)
-                    return
-                group = self.groups[item.key] = _Group(row)
+                group = self.groups[item.key]
                 await self._offload(self._prepare_loaded, item, data)
                 del data
                 if item.error is not None:
