@@ -175,6 +175,7 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _MAX_RESCANS = 20
 _COMPACT_ROW_GROUP = 16 * 1024  # rows; a lookup hit reads one row group
 _SMALL_ROW_GROUP_BYTES = 256 * 1024  # read whole in a lookup's first pass
+_REMEMBER_BYTES = 32 * 1024 * 1024  # part files a Cache wrote, kept whole for its lookups
 _READ_THREADS = min(8, 2 * (os.cpu_count() or 1))
 
 
@@ -688,6 +689,15 @@ def _dedupe(table: pa.Table, key_cols: Sequence[str], *, latest: bool) -> pa.Tab
     return table.take(pa.array(keep))
 
 
+def _conform(table: pa.Table, schema: pa.Schema, cols: Sequence[str]) -> pa.Table:
+    """``cols`` of ``table``, in that order, typed as ``schema`` says (all nullable)."""
+    table = table.select(list(cols))
+    target = pa.schema([schema.field(c).with_nullable(True) for c in cols])
+    if table.schema.equals(target, check_metadata=False):
+        return table
+    return table.cast(target)
+
+
 def _abspath(path: StrPath) -> str:
     text = os.fspath(path)
     if "://" in text:  # fsspec URL: already absolute
@@ -738,6 +748,7 @@ class Cache:
         # Filter-column values of part files already read, per (directory, column):
         # part files never change once renamed into place, so these stay true.
         self._values: dict[tuple[str, str], dict[str, list[_Chunk]]] = {}
+        self._remembered_bytes = 0  # of whole tables kept in _values (see _remember)
 
     def __repr__(self) -> str:
         return f"Cache({str(self.path)!r})"
@@ -798,12 +809,18 @@ class Cache:
         return path
 
     def _remember(self, path: Path, filter_col: str, table: pa.Table) -> None:
-        """Remember the filter column of a part file just written (as one row group),
-        as a lookup that read the file would: this process never reads it back for
-        a lookup."""
+        """Remember a part file just written (as one row group), as a lookup that
+        read it would: its filter column, and the whole table while the tables
+        remembered stay within _REMEMBER_BYTES. This process then never reads the
+        file back for its keys, nor (within the budget) for its hits: a rerun in
+        the same process (a notebook) reads no part file it wrote."""
         with self._lock:
+            keep = self._remembered_bytes + table.nbytes <= _REMEMBER_BYTES
+            if keep:
+                self._remembered_bytes += table.nbytes
             known = self._values.setdefault((str(path.parent), filter_col), {})
-            known[path.name] = [_Chunk(0, 0, table[filter_col].combine_chunks(), None)]
+            values = table[filter_col].combine_chunks()
+            known[path.name] = [_Chunk(0, 0, values, table if keep else None)]
 
     # ----------------------------------------------------------------- reading
 
@@ -849,11 +866,7 @@ class Cache:
             table = pf.read(columns=cols, use_threads=False)
         else:
             table = pf.read_row_group(row_group, columns=cols, use_threads=False)
-        table = table.select(cols)
-        target = pa.schema([schema.field(c).with_nullable(True) for c in cols])
-        if table.schema.equals(target, check_metadata=False):
-            return table
-        return table.cast(target)
+        return _conform(table, schema, cols)
 
     def _read_part(
         self, path: Path, schema: pa.Schema, cols: list[str], filter_col: str | None
@@ -1062,7 +1075,7 @@ class Cache:
                 if chunk.table is None:
                     reread.setdefault(name, []).append((chunk, rows))
                 else:
-                    table = chunk.table
+                    table = _conform(chunk.table, schema, cols)
                     if len(rows) < table.num_rows:
                         table = table.take(pa.array(rows))
                     found[name].append(_with_rows(table, rows + chunk.offset))

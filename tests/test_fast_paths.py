@@ -22,6 +22,7 @@ from clips import emulator_kwargs, wav_bytes, write_clips
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cf_transcribe_pandas import cache as cache_module
 from cf_transcribe_pandas import engine
 from cf_transcribe_pandas.audio import to_source
 from cf_transcribe_pandas.cache import Cache, CachedRow
@@ -182,10 +183,33 @@ def test_cache_remembers_the_keys_it_wrote(tmp_path: Path, monkeypatch: pytest.M
     assert cache.lookup_results(["f" * 64]) == {}
     assert opened == []
     assert cache.lookup_results([rows[0].key]) == {rows[0].key: ("t0", None, MODEL)}
-    assert len(opened) == 1  # only the file with the hit, for its text
-    opened.clear()
-    assert Cache(tmp_path / "cache").lookup_results(["f" * 64]) == {}
+    assert cache.lookup([rows[1].key]) == {rows[1].key: rows[1]}
+    assert opened == []  # the hits too come from the tables it wrote
+    other = Cache(tmp_path / "cache")
+    assert other.lookup_results(["f" * 64]) == {}
     assert len(set(opened)) == 4  # a new Cache reads each of the 4 files once
+    opened.clear()
+    assert other.lookup_results([rows[0].key]) == {rows[0].key: ("t0", None, MODEL)}
+    assert len(opened) == 1  # and the file with the hit again, for its text
+
+
+def test_remembered_tables_stay_within_their_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_module, "_REMEMBER_BYTES", 20_000)
+    cache = Cache(tmp_path / "cache")
+    rows = [CachedRow.new(f"{i:064x}", "x" * 300, model=MODEL) for i in range(200)]
+    with cache.writer(flush_rows=20, flush_seconds=None) as w:
+        for start in range(0, 200, 20):
+            w.add_many(rows[start : start + 20])
+    chunks = [c for known in cache._values.values() for cs in known.values() for c in cs]
+    kept = [c.table.nbytes for c in chunks if c.table is not None]
+    assert len(chunks) == 10
+    assert 0 < len(kept) < 10
+    assert sum(kept) <= 20_000
+    assert cache.lookup_results([r.key for r in rows]) == {
+        r.key: (r.text, None, MODEL) for r in rows
+    }
 
 
 # ---------------------------------------------------------------- prepared ahead, both ways
