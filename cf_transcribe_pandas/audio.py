@@ -61,8 +61,10 @@ __all__ = [
     "data_uri",
     "join_prompt",
     "join_texts",
+    "local_path",
     "looks_cut",
     "mime_for",
+    "path_stat_key",
     "prepare",
     "probe",
     "request_bytes",
@@ -487,30 +489,7 @@ class Source:
         """
         if self.kind != "path" or self.fspath is None:
             return None
-        try:
-            fspath = self.fspath
-            if fspath.startswith("/") and "//" not in fspath and "/." not in fspath:
-                path = fspath  # absolute and normal already: abspath would return it
-            else:
-                path = os.path.abspath(fspath)
-            if real_dirs is None or ".." in fspath:  # realpath follows links first
-                resolved = str(Path(self.fspath).resolve(strict=True))
-                st = os.stat(resolved)
-            else:
-                st = os.lstat(path)
-                if stat.S_ISLNK(st.st_mode):
-                    resolved = os.path.realpath(path, strict=True)
-                    st = os.stat(resolved)
-                else:
-                    head, _, tail = path.rpartition("/")
-                    head = head or "/"
-                    real = real_dirs.get(head)
-                    if real is None:
-                        real = real_dirs[head] = os.path.realpath(head)
-                    resolved = real + tail if real.endswith("/") else f"{real}/{tail}"
-        except OSError as exc:
-            raise _path_error(exc, self.label) from None
-        return (resolved, st.st_size, st.st_mtime_ns)
+        return path_stat_key(self.fspath, real_dirs)
 
     def identity(self) -> str | None:
         """A stable string standing for the audio when its bytes are not read.
@@ -688,12 +667,63 @@ def to_source(value: object, *, fetch_urls: bool = False) -> Source:
     )
 
 
+def path_stat_key(fspath: str, real_dirs: dict[str, str] | None = None) -> tuple[str, int, int]:
+    """:meth:`Source.stat_key` of the local path ``fspath`` (a Source's ``fspath``).
+
+    Raises:
+        AudioError: ``file_not_found`` or ``permission_denied``.
+    """
+    try:
+        if fspath.startswith("/") and "//" not in fspath and "/." not in fspath:
+            path = fspath  # absolute and normal already: abspath would return it
+        else:
+            path = os.path.abspath(fspath)
+        if real_dirs is None or ".." in fspath:  # realpath follows links first
+            resolved = str(Path(fspath).resolve(strict=True))
+            st = os.stat(resolved)
+        else:
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                resolved = os.path.realpath(path, strict=True)
+                st = os.stat(resolved)
+            else:
+                head, _, tail = path.rpartition("/")
+                head = head or "/"
+                real = real_dirs.get(head)
+                if real is None:
+                    real = real_dirs[head] = os.path.realpath(head)
+                resolved = real + tail if real.endswith("/") else f"{real}/{tail}"
+    except OSError as exc:
+        raise _path_error(exc, fspath) from None
+    return (resolved, st.st_size, st.st_mtime_ns)
+
+
 def _path_source(value: str, *, expand: bool = True) -> Source:
     """A local path's Source, named as ``str(Path(value).expanduser())`` would name it.
 
     Building a Path per row costs more than the rest of a cached row's work,
     so a path already in that normal form (the usual case) is used as it is.
     """
+    value = _normal_path(value, expand=expand)
+    return Source("path", value, fspath=value)
+
+
+def local_path(value: object) -> str | None:
+    """The ``fspath`` :func:`to_source` gives a str cell naming a local file, else None.
+
+    None for everything else (data URIs, URLs, ``file://``, empty strings,
+    other types): call :func:`to_source` for those. Lets a caller that only
+    needs the path skip building a :class:`Source`.
+    """
+    if type(value) is not str:
+        return None
+    stripped = value.strip()
+    if not stripped or stripped[:5].lower() == "data:" or _SCHEME.match(stripped) is not None:
+        return None
+    return _normal_path(value)
+
+
+def _normal_path(value: str, *, expand: bool = True) -> str:
     if expand and value.startswith("~"):
         value = os.path.expanduser(value)
     if (
@@ -706,7 +736,7 @@ def _path_source(value: str, *, expand: bool = True) -> Source:
         or value == "."
     ):
         value = str(Path(value))
-    return Source("path", value, fspath=value)
+    return value
 
 
 def _source_from_str(value: str, *, fetch_urls: bool) -> Source:

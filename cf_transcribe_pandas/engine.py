@@ -87,6 +87,9 @@ T = TypeVar("T")
 Hit = tuple[str, float | None, str]
 """A cache hit as a run uses it: (text, duration_s, model)."""
 
+_Cached = tuple[int, Hit]
+"""A row settled from the cache while its window was resolved: (row, hit)."""
+
 WINDOW = 1024
 """Rows resolved (source, cheap key, cache lookup) in the producer's first step."""
 
@@ -609,21 +612,38 @@ class _Run:
 
     def _resolve_window(
         self, start: int, stop: int
-    ) -> tuple[list[_Item], list[tuple[int, TranscribeError]], list[int], dict[str, Hit]]:
+    ) -> tuple[
+        list[_Item], list[tuple[int, TranscribeError]], list[int], dict[str, Hit], list[_Cached]
+    ]:
+        """In a thread: classify rows ``start:stop``, find their keys (memo), look them up.
+
+        Returns:
+            (rows to send or to read, rows failed, NA rows, cache hits of those
+            rows by key, rows settled from the cache: local paths whose memo
+            and cache entries were both found, for which no Source is built)
+        """
         items: list[_Item] = []
         failures: list[tuple[int, TranscribeError]] = []
         nas: list[int] = []
         memo_items: list[_Item] = []  # paths to look up in the memo, and their keys
         memo_wanted: list[tuple[str, int, int]] = []
+        plain: list[tuple[int, str, tuple[str, int, int]]] = []  # (row, fspath, memo key)
         real_dirs: dict[str, str] = {}  # resolved directories, for stat_key
         to_source, values, fetch_urls = audio_mod.to_source, self.values, self.opts.fetch_urls
+        local_path, path_stat_key = audio_mod.local_path, audio_mod.path_stat_key
         memo = self.cache is not None
         for row in range(start, stop):
             try:
-                source = to_source(values[row], fetch_urls=fetch_urls)
+                value = values[row]
+                if memo:
+                    fspath = local_path(value)
+                    if fspath is not None:  # the usual case, with no objects per row
+                        plain.append((row, fspath, path_stat_key(fspath, real_dirs)))
+                        continue
+                source = to_source(value, fetch_urls=fetch_urls)
                 kind = source.kind
                 item = _Item(row, source, None, None)
-                if kind == "path":  # the usual case first
+                if kind == "path":
                     if memo:
                         item.stat_key = stat_key = source.stat_key(real_dirs)
                         if stat_key is not None:
@@ -652,19 +672,28 @@ class _Run:
                 failures.append((row, _unexpected(exc, f"row {row}", self._secret)))
                 continue
             items.append(item)
-        if memo_wanted and self.cache is not None:
-            found = self.cache.memo_get_many(memo_wanted)
-            for item, stat_key in zip(memo_items, memo_wanted, strict=True):
-                item.sha256 = found.get(stat_key)
+        cached: list[_Cached] = []
+        if self.cache is None:
+            return items, failures, nas, {}, cached
+        found = self.cache.memo_get_many([*memo_wanted, *(k for _r, _p, k in plain)])
+        for item, stat_key in zip(memo_items, memo_wanted, strict=True):
+            item.sha256 = found.get(stat_key)
         for item in items:
             if item.sha256 is not None:
                 item.key = self._key(item.row, item.sha256)
-        hits: dict[str, Hit] = {}
-        if self.cache is not None:
-            keys = [item.key for item in items if item.key is not None]
-            if keys:
-                hits = self.cache.lookup_results(keys)
-        return items, failures, nas, hits
+        known = [(row, fspath, k, found.get(k)) for row, fspath, k in plain]
+        plain_keys = [self._key(row, sha) if sha else None for row, _p, _k, sha in known]
+        keys = [item.key for item in items if item.key is not None]
+        keys += [key for key in plain_keys if key is not None]
+        hits = self.cache.lookup_results(keys) if keys else {}
+        for (row, fspath, stat_key, sha), key in zip(known, plain_keys, strict=True):
+            hit = hits.get(key) if key is not None else None
+            if hit is not None:
+                cached.append((row, hit))
+                continue
+            source = audio_mod.Source("path", fspath, fspath=fspath)
+            items.append(_Item(row, source, key, sha, size=stat_key[1], stat_key=stat_key))
+        return items, failures, nas, hits, cached
 
     async def _produce(self, queue: asyncio.Queue[_Item | None]) -> None:
         batches: collections.deque[asyncio.Future[list[_Item]]] = collections.deque()
@@ -700,8 +729,10 @@ class _Run:
         window_future = resolve_next()
         try:
             while window_future is not None:
-                items, failures, nas, hits = await window_future
+                items, failures, nas, hits, cached = await window_future
                 window_future = resolve_next()  # resolved while this window's rows are queued
+                for row, hit in cached:
+                    self._record_cached(row, hit)
                 for row, exc in failures:
                     self._fail(row, exc)
                 for row in nas:
