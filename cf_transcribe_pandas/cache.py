@@ -799,14 +799,42 @@ class Cache:
         _write_parquet_atomic(table, final, temp_name=f".{name}.tmp", row_group_size=row_group_size)
         return final
 
-    def _write_rows(self, rows: Sequence[CachedRow]) -> Path:
-        table = pa.table(
+    @staticmethod
+    def _rows_table(rows: Sequence[CachedRow]) -> pa.Table:
+        return pa.table(
             {name: [getattr(r, name) for r in rows] for name in _RESULT_COLUMNS},
             schema=RESULT_SCHEMA,
         )
-        path = self._write_part(_RESULTS, table, row_group_size=max(1, table.num_rows))
+
+    def _write_results(self, table: pa.Table, *, created_ns: int | None = None) -> Path:
+        """Write a results part file (one row group) and remember it."""
+        path = self._write_part(
+            _RESULTS, table, created_ns=created_ns, row_group_size=max(1, table.num_rows)
+        )
         self._remember(path, "key", table)
         return path
+
+    def _merge_results(self, parts: list[tuple[Path, pa.Table]]) -> None:
+        """Replace results part files written by this process with one file.
+
+        The merged file is named after the oldest part (so it sorts where they
+        did) and renamed into place before they are deleted: a reader sees the
+        rows at every moment, maybe twice (duplicates resolve as usual).
+        """
+        first_ns = min(int(m.group(1)) for m in (_PART_RE.match(p.name) for p, _ in parts) if m)
+        self._write_results(pa.concat_tables([t for _, t in parts]), created_ns=first_ns)
+        for path, table in parts:
+            try:
+                path.unlink()
+            except FileNotFoundError:  # merged by a compaction meanwhile
+                pass
+            except OSError as exc:  # its rows are duplicates now, which is harmless
+                logger.warning("could not remove merged cache file %s: %s", path, exc)
+            with self._lock:
+                known = self._values.get((str(path.parent), "key"), {})
+                chunks = known.pop(path.name, None)
+                if chunks and chunks[0].table is not None:
+                    self._remembered_bytes -= table.nbytes
 
     def _remember(self, path: Path, filter_col: str, table: pa.Table) -> None:
         """Remember a part file just written (as one row group), as a lookup that
@@ -1188,6 +1216,7 @@ class Cache:
         flush_rows: int = 50,
         flush_seconds: float | None = 2.0,
         background: bool = False,
+        merge_files: int | None = None,
     ) -> CacheWriter:
         """Return a new :class:`CacheWriter` appending to this cache.
 
@@ -1199,9 +1228,17 @@ class Cache:
             background: If True, :meth:`CacheWriter.add` never writes: the
                 timer thread also does the count-triggered flushes, so adding
                 from an event loop never blocks on disk.
+            merge_files: Once the writer has written this many part files,
+                it merges them into one (written atomically before they are
+                deleted), so that a long run leaves few files to read. None
+                (the default) never merges.
         """
         return CacheWriter(
-            self, flush_rows=flush_rows, flush_seconds=flush_seconds, background=background
+            self,
+            flush_rows=flush_rows,
+            flush_seconds=flush_seconds,
+            background=background,
+            merge_files=merge_files,
         )
 
     # ----------------------------------------------------------------- memo
@@ -1532,6 +1569,7 @@ class CacheWriter:
         flush_rows: int = 50,
         flush_seconds: float | None = 2.0,
         background: bool = False,
+        merge_files: int | None = None,
     ) -> None:
         if flush_rows < 1:
             raise ValueError(f"flush_rows must be at least 1, not {flush_rows}")
@@ -1541,6 +1579,8 @@ class CacheWriter:
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.background = background
+        self.merge_files = merge_files
+        self._unmerged: list[tuple[Path, pa.Table]] = []  # part files to merge (see merge_files)
         self.rows_written = 0
         self.files_written = 0
         self._cond = threading.Condition()
@@ -1669,7 +1709,8 @@ class CacheWriter:
             if not batch:
                 return 0
             try:
-                self.cache._write_rows(batch)
+                table = self.cache._rows_table(batch)
+                path = self.cache._write_results(table)
             except BaseException:
                 with self._cond:
                     self._buf[:0] = batch
@@ -1681,6 +1722,14 @@ class CacheWriter:
                 self.rows_written += len(batch)
                 self.files_written += 1
                 self._retry_at = 0.0
+            if self.merge_files is not None:
+                self._unmerged.append((path, table))
+                if len(self._unmerged) >= self.merge_files:
+                    parts, self._unmerged = self._unmerged, []
+                    try:
+                        self.cache._merge_results(parts)
+                    except Exception:  # the small files are still there: nothing is lost
+                        logger.warning("could not merge cache part files", exc_info=True)
             return len(batch)
 
     def close(self) -> None:

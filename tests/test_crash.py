@@ -296,7 +296,8 @@ def test_kill_9_inside_a_write_leaves_a_temp_file_that_readers_ignore(
 def test_kill_9_during_a_burst_of_small_flushes_leaves_only_whole_files(
     emulator: Emulator, child: Child, tmp_path: Path
 ) -> None:
-    # No latency and concurrency 1: a flush every 2 rows, files appear as fast as the disk allows.
+    # No latency and concurrency 1: a flush every 2 rows, files appear as fast as the disk
+    # allows, and every 16 of them are merged into one (the kill may land in a merge too).
     paths, shas = write_clips(tmp_path / "audio", 400, seed=9000)
     cache = tmp_path / "cache"
     proc = child.start(emulator, paths, cache, concurrency=1)
@@ -305,7 +306,7 @@ def test_kill_9_during_a_burst_of_small_flushes_leaves_only_whole_files(
     def files() -> int:
         return len(list(results.glob("*.parquet"))) if results.is_dir() else 0
 
-    _wait_for(lambda: files() >= 25, "25 part files", proc)
+    _wait_for(lambda: files() >= 1 and emulator.counters()["ok"] >= 70, "70 answers", proc)
     child.kill()
     _settle(emulator)
     on_disk = _whole_files(cache)

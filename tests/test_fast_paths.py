@@ -248,3 +248,24 @@ def test_short_clips_give_the_same_results_prepared_inline_or_in_threads(
     )
     assert rerun["audio_text"].equals(texts)
     assert len(emulator.requests()) == len(log)  # the rerun comes from the cache
+
+
+def test_writer_merges_its_part_files(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    rows = [CachedRow.new(f"{i:064x}", f"t{i}", model=MODEL) for i in range(100)]
+    with cache.writer(flush_rows=10, flush_seconds=None, merge_files=4) as w:
+        for start in range(0, 100, 10):
+            w.add_many(rows[start : start + 10])
+            names = sorted(p.name for p in cache.results_dir.glob("*.parquet"))
+            # After every 4th file the four become one, named after the oldest.
+            assert len(names) == (start // 10 + 1) // 4 + (start // 10 + 1) % 4
+    assert w.files_written == 10
+    assert len(names) == 4  # two merged files of 40 rows, then two of 10
+    sizes = [pq.ParquetFile(cache.results_dir / n).metadata.num_rows for n in names]
+    assert sizes == [40, 40, 10, 10]
+    fresh = Cache(tmp_path / "cache")
+    assert fresh.lookup([r.key for r in rows]) == {r.key: r for r in rows}
+    assert fresh.stats().rows == 100
+    assert cache.lookup_results([r.key for r in rows]) == {
+        r.key: (r.text, None, MODEL) for r in rows
+    }
