@@ -229,30 +229,20 @@ def part_bc(
     assert out["audio_text"].notna().all()
     table.append(Row("b,c", "first run", n, first, requests, o, mb, 1.0))
 
-    seconds, requests, o, mb, out = measured(emu, opens, run)
-    ok = seconds <= first / 20 and requests == 0 and o == 0
-    table.append(
-        Row("b,c", "cached rerun", n, seconds, requests, o, mb, seconds / first, _mark(ok))
-    )
-    # As a new process would: a Cache object that has read nothing yet, so the part
-    # files are listed and read (the rerun above found the rows this process wrote
-    # in memory). The interpreter's start and imports are not counted.
-    fresh = transcribe(df, {**kwargs, "cache": Cache(cache)})
-    seconds, requests, o, mb, out = measured(emu, opens, fresh)
-    ok = seconds <= first / 20 and requests == 0 and o == 0
-    table.append(
-        Row(
-            "b,c",
-            "cached rerun, fresh Cache",
-            n,
-            seconds,
-            requests,
-            o,
-            mb,
-            seconds / first,
-            _mark(ok),
-        )
-    )
+    # A rerun lasts a fraction of a second, so a collector pause or another process
+    # moves it by a third: each rerun is timed three times and the median is shown.
+    for step, make in (
+        ("cached rerun", lambda: run),
+        # As a new process would: a Cache object that has read nothing yet, so the
+        # part files are listed and read (the rerun above finds the rows this
+        # process wrote in memory). The interpreter's start-up is not counted.
+        ("cached rerun, fresh Cache", lambda: transcribe(df, {**kwargs, "cache": Cache(cache)})),
+    ):
+        tries = sorted((measured(emu, opens, make()) for _ in range(3)), key=lambda m: m[0])
+        seconds, requests, o, mb, out = tries[1]
+        ok = seconds <= first / 20 and all(t[1] == 0 and t[2] == 0 for t in tries)
+        label = f"{step} (median of {', '.join(f'{t[0]:.2f}' for t in tries)})"
+        table.append(Row("b,c", label, n, seconds, requests, o, mb, seconds / first, _mark(ok)))
 
     shutil.rmtree(cache / "memo")  # as after a kill -9: the memo is written when a run ends
     seconds, requests, o, mb, out = measured(emu, opens, run)
@@ -287,7 +277,7 @@ def run_kwargs(emu: Emulator, cache: Path, *, concurrency: int) -> dict[str, Any
 
 def print_table(table: list[Row]) -> None:
     header = (
-        f"{'part':<4} {'step':<34} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'requests':>8} "
+        f"{'part':<4} {'step':<58} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'requests':>8} "
         f"{'audio opens':>11} {'MB read':>8} {'x first':>8} {'target':>6}"
     )
     print()
@@ -299,7 +289,7 @@ def print_table(table: list[Row]) -> None:
         read = "" if r.read_mb is None else f"{r.read_mb:.1f}"
         ratio = "" if r.ratio is None else f"{r.ratio:.3f}"
         print(
-            f"{r.part:<4} {r.step:<34} {r.rows:>9,} {r.seconds:>8.2f} {rate:>9,.0f} "
+            f"{r.part:<4} {r.step:<58} {r.rows:>9,} {r.seconds:>8.2f} {rate:>9,.0f} "
             f"{r.requests:>8,} {opens:>11} {read:>8} {ratio:>8} {r.target:>6}"
         )
     load = os.getloadavg() if hasattr(os, "getloadavg") else ()
