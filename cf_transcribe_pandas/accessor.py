@@ -556,6 +556,60 @@ class DataFrameAccessor:
         call = _parse(self._df, locals())
         return await call.run()
 
+    def retry_failed(
+        self, column: Hashable, output: str | None = None, **options: Any
+    ) -> pd.DataFrame:
+        """Transcribe again only the rows a coerced run left failed.
+
+        Call it on the frame ``transcribe(..., errors="coerce")`` returned:
+        the rows whose ``{output}_error`` is set are sent again, and their
+        text, error and provenance columns replaced; every other row is kept
+        as it is, untouched and unread (so it also works with
+        ``cache=False``). Rerunning the original call does the same through
+        the cache, but reads every row again.
+
+        Args:
+            column: The audio column, as given to :meth:`transcribe`.
+            output: The text column, as given to :meth:`transcribe`.
+            **options: Keyword arguments of :meth:`transcribe` for the retry
+                (credentials, ``cache``, ``rate_limit``, ...). ``errors``
+                defaults to ``"coerce"``, and ``provenance`` to whether the
+                frame has the provenance columns.
+
+        Returns:
+            A new DataFrame: this one with the retried rows' results.
+
+        Raises:
+            ConfigurationError: the frame has no ``{output}_error`` column (it
+                did not come from ``errors="coerce"``), or a bad option.
+            TranscribeError: as :meth:`transcribe` raises for the retried rows.
+        """
+        df = self._df
+        name = output if output is not None else f"{column}_text"
+        error_column = f"{name}_error"
+        if name not in df.columns or error_column not in df.columns:
+            raise ConfigurationError(
+                f"retry_failed needs the {name!r} and {error_column!r} columns of a frame "
+                'returned by transcribe(..., errors="coerce")',
+                code="invalid_output",
+            )
+        options.setdefault("errors", "coerce")
+        options.setdefault("provenance", f"{name}_cached" in df.columns)
+        out: pd.DataFrame = df.copy()
+        positions = np.flatnonzero(df[error_column].notna().to_numpy())
+        if not len(positions):
+            return out
+        redo = df.iloc[positions].cfai.transcribe(column, name, **options)
+        suffixes = ("", "_error", "_error_code", "_cached", "_model", "_duration_s")
+        for target in (name + suffix for suffix in suffixes):
+            if target in out.columns:
+                where = out.columns.get_loc(target)
+                if not isinstance(where, int):
+                    continue  # a duplicated column name: leave it
+                values = redo[target].to_numpy() if target in redo.columns else pd.NA
+                out.iloc[positions, where] = values
+        return out
+
     def estimate(
         self,
         column: Hashable,

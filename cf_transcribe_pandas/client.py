@@ -564,6 +564,7 @@ def build_body(
 
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
 
 
 def encode_body(payload: dict[str, Any]) -> bytes:
@@ -571,9 +572,10 @@ def encode_body(payload: dict[str, Any]) -> bytes:
 
     Equal to ``json.dumps(payload, ensure_ascii=False, separators=(",", ":"))``
     encoded as UTF-8, but a base64 data URI in ``file`` (almost all of the
-    body) is spliced in as it is rather than run through the JSON string
-    escaper, which costs about 40 µs per 10 kB: base64 needs no escaping. Any
-    other ``file`` value goes through ``json`` as usual.
+    body) is copied in as it is rather than run through the JSON string
+    escaper, which costs about 40 µs per 10 kB: base64 needs no escaping.
+    The URI is copied twice (to bytes, then into the body), not five times.
+    Any other ``file`` value goes through ``json`` as usual.
 
     Args:
         payload: ``{"model": ..., "input": {"file": ..., ...}, ...}``, or the
@@ -584,17 +586,22 @@ def encode_body(payload: dict[str, Any]) -> bytes:
     """
     inp = payload.get("input", payload)
     file = inp.get("file") if isinstance(inp, dict) else None
-    if isinstance(file, str) and file.startswith("data:"):
-        head, sep, b64 = file.partition(",")
-        if sep and b64.isascii() and not b64.encode("ascii").translate(None, _BASE64_ALPHABET):
-            blank = {**inp, "file": ""}
-            rest = {**payload, "input": blank} if inp is not payload else blank
-            text = _JSON.encode(rest)
-            # Inside a JSON string every quote is escaped, so '"file":""' is a key
-            # with an empty value: ours, unless the payload has another such key.
-            if text.count('"file":""') == 1:
-                spliced = _JSON.encode(head + sep)[:-1] + b64 + '"'
-                return text.replace('"file":""', '"file":' + spliced).encode("utf-8")
+    if isinstance(file, str) and file.startswith("data:") and file.isascii():
+        comma = file.find(",")
+        head = file[: comma + 1]
+        if comma > 0 and not _NEEDS_ESCAPE.search(head):
+            raw = file.encode("ascii")
+            # Nothing but the header is outside the base64 alphabet.
+            if raw.translate(None, _BASE64_ALPHABET) == head.encode().translate(
+                None, _BASE64_ALPHABET
+            ):
+                blank = {**inp, "file": ""}
+                rest = {**payload, "input": blank} if inp is not payload else blank
+                # Inside a JSON string every quote is escaped, so '"file":""' is a
+                # key with an empty value: ours, unless the payload has another.
+                before, *after = _JSON.encode(rest).split('"file":""')
+                if len(after) == 1:
+                    return b"".join((before.encode(), b'"file":"', raw, b'"', after[0].encode()))
     return _JSON.encode(payload).encode("utf-8")
 
 

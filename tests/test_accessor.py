@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from clips import Sample
+from clips import Sample, emulator_kwargs, wav_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -572,3 +572,47 @@ def test_estimate_sends_nothing_and_counts_the_cache(
 
     with pytest.raises(ConfigurationError, match="column 'nope'"):
         df.cfai.estimate("nope")
+
+
+# ---------------------------------------------------------------- retry_failed
+
+
+@pytest.mark.parametrize("cache", [False, True], ids=["no cache", "cache"])
+def test_retry_failed_sends_only_the_failed_rows(
+    emulator: Emulator, tmp_path: Path, cache: bool
+) -> None:
+    df = pd.DataFrame(
+        {"audio": [wav_bytes(7000 + i, seconds=0.05) for i in range(40)], "n": range(40)},
+        index=pd.Index([f"r{i}" for i in range(40)], name="id"),
+    )
+    kwargs = emulator_kwargs(emulator, tmp_path / "cache" if cache else False, max_retries=0)
+    emulator.set_faults(p500=0.4, seed=7)
+    first = df.cfai.transcribe("audio", errors="coerce", provenance=True, **kwargs)
+    failed = first["audio_text_error"].notna()
+    assert 0 < failed.sum() < 40
+    emulator.set_faults(p500=0.0)
+    before = len(emulator.requests())
+
+    second = first.cfai.retry_failed("audio", **kwargs)
+
+    retried = emulator.requests()[before:]
+    assert len(retried) == failed.sum()  # nothing else is sent (nor read, with no cache)
+    assert second["audio_text"].notna().all()
+    assert second["audio_text_error"].isna().all()
+    assert second["audio_text_error_code"].isna().all()
+    assert not second.loc[failed, "audio_text_cached"].any()
+    kept = ~failed
+    assert second.loc[kept].equals(first.loc[kept])  # other rows untouched
+    assert second.index.equals(df.index)
+    assert second["n"].tolist() == list(range(40))
+    assert first["audio_text"].isna().sum() == failed.sum()  # the input frame is not modified
+    again = second.cfai.retry_failed("audio", **kwargs)  # nothing left to retry
+    assert again.equals(second)
+    assert len(emulator.requests()) == before + failed.sum()
+
+
+def test_retry_failed_needs_a_coerced_frame(emulator: Emulator) -> None:
+    df = pd.DataFrame({"audio": [wav_bytes(1)]})
+    with pytest.raises(ConfigurationError, match="audio_text_error"):
+        df.cfai.retry_failed("audio", **emulator_kwargs(emulator, False))
+    assert emulator.requests() == []
