@@ -25,6 +25,7 @@ import binascii
 import builtins
 import functools
 import hashlib
+import importlib
 import io
 import logging
 import math
@@ -40,13 +41,27 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, BinaryIO, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast, get_args
 
-import av
 import numpy as np
 import numpy.typing as npt
 
 from .errors import AudioError, ConfigurationError
+
+if TYPE_CHECKING:
+    import av
+else:
+
+    class _LazyModule(ModuleType):
+        """A module imported on first use: ``av`` (FFmpeg) costs about 20 MB and
+        a quarter second, and WAV files on the fast path never need it."""
+
+        def __getattr__(self, name: str) -> Any:
+            module = importlib.import_module(self.__name__)
+            globals()[self.__name__] = module  # later lookups skip this proxy
+            return getattr(module, name)
+
+    av = _LazyModule("av")
 
 __all__ = [
     "ACCEPTED",
