@@ -677,14 +677,18 @@ class _Run:
                 continue
             items.append(item)
         cached: list[_Cached] = []
-        if self.cache is None:
-            return items, failures, nas, {}, cached
-        found = self.cache.memo_get_many([*memo_wanted, *(k for _r, _p, k in plain)])
+        found = (
+            self.cache.memo_get_many([*memo_wanted, *(k for _r, _p, k in plain)])
+            if self.cache is not None
+            else {}
+        )
         for item, stat_key in zip(memo_items, memo_wanted, strict=True):
             item.sha256 = found.get(stat_key)
         for item in items:
             if item.sha256 is not None:
                 item.key = self._key(item.row, item.sha256)
+        if self.cache is None:
+            return items, failures, nas, {}, cached
         known = [(row, fspath, k, found.get(k)) for row, fspath, k in plain]
         plain_keys = [self._key(row, sha) if sha else None for row, _p, _k, sha in known]
         keys = [item.key for item in items if item.key is not None]

@@ -269,3 +269,23 @@ def test_writer_merges_its_part_files(tmp_path: Path) -> None:
     assert cache.lookup_results([r.key for r in rows]) == {
         r.key: (r.text, None, MODEL) for r in rows
     }
+
+
+@pytest.mark.parametrize("cache", [False, True], ids=["no cache", "cache"])
+def test_identical_audio_is_sent_once_with_or_without_a_cache(
+    emulator: Emulator, tmp_path: Path, cache: bool
+) -> None:
+    a, b = wav_bytes(11, seconds=0.05), wav_bytes(12, seconds=0.05)
+    path = tmp_path / "a.wav"
+    path.write_bytes(a)
+    uri = "data:audio/wav;base64," + base64.b64encode(a).decode()
+    values: list[Any] = [a, b, a, str(path), uri, b, str(path)]
+    out = pd.DataFrame({"audio": values}).cfai.transcribe(
+        "audio", **emulator_kwargs(emulator, tmp_path / "cache" if cache else False)
+    )
+    assert sorted(e["sha256"] for e in emulator.requests()) == sorted(
+        hashlib.sha256(x).hexdigest() for x in (a, b)
+    )
+    texts = out["audio_text"].tolist()
+    assert texts[0] == texts[2] == texts[3] == texts[4] == texts[6]
+    assert texts[1] == texts[5] != texts[0]
