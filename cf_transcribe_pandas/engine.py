@@ -2,14 +2,20 @@
 
 One run, rows flowing one way::
 
-    producer (rows in windows of WINDOW, never the whole column at once)
+    producer (rows in windows from WINDOW up to MAX_WINDOW, never the whole
+    column at once)
       -> resolve in a thread: to_source, cheap key (bytes hash, URL, path
-         memo), one cache lookup per window
+         memo), one cache lookup per window; local paths found in the memo
+         and the cache are done here, with no object per row
       -> cached rows are done; a row whose key is already queued joins that
-         row's group (dedupe); the others go to a bounded queue
+         row's group (dedupe)
+      -> short clips (in memory, or small local files not in the memo) are
+         read, hashed, looked up and prepared in batches, on the event loop
+         while that is cheap (a thread hop costs more than the work), else
+         in the thread pool; the others go to the bounded queue as they are
     `concurrency` workers, each one row at a time:
-      -> read + hash (paths with no memo), cache lookup, dedupe
-      -> prepare audio in a thread (sniff, re-encode, split)
+      -> large files: read + hash, cache lookup, dedupe, prepare in a thread
+         (sniff, re-encode, split), within a byte budget
       -> rate limiter -> client (one request) -> the retry layer (the only one)
       -> the row and its duplicates are done; the text goes to the cache writer
     -> per-row results -> columns (:func:`assemble`)
@@ -31,9 +37,12 @@ Decisions (see DESIGN.md "Decisions that tests rely on"):
 * Finished rows are flushed to the cache at least every ``2 * concurrency``
   rows or 2 seconds (by the writer's own thread, never on the event loop),
   and on exit, cancel and error.
-* CPU and disk work (hashing, audio preparation, cache reads and writes) runs
-  in a thread pool owned by the run and shut down with it: a run leaves no
-  thread and no open session behind, even when cancelled.
+* Heavy or slow work (large files, decoding, slow cache lookups, window
+  resolves) runs in a thread pool owned by the run and shut down with it: a
+  run leaves no thread and no open session behind, even when cancelled.
+  Short clips and quick lookups run on the event loop (see
+  ``_Run._prepare_ahead``); the cache writer merges every MERGE_FILES part
+  files it wrote into one.
 """
 
 from __future__ import annotations
