@@ -37,6 +37,7 @@ from cf_transcribe_pandas.engine import (
     RunOptions,
     RunResult,
     assemble,
+    result_columns,
     run_in_thread,
     transcribe_rows,
 )
@@ -600,8 +601,7 @@ class DataFrameAccessor:
         if not len(positions):
             return out
         redo = df.iloc[positions].cfai.transcribe(column, name, **options)
-        suffixes = ("", "_error", "_error_code", "_cached", "_model", "_duration_s")
-        for target in (name + suffix for suffix in suffixes):
+        for target in result_columns(name, errors="coerce", provenance=True):
             if target in out.columns:
                 where = out.columns.get_loc(target)
                 if not isinstance(where, int):

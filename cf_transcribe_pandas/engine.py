@@ -85,6 +85,7 @@ __all__ = [
     "RunOptions",
     "RunResult",
     "assemble",
+    "result_columns",
     "run_in_thread",
     "transcribe_rows",
 ]
@@ -476,15 +477,31 @@ class _Run:
     # -- recording outcomes
 
     def _record(self, row: int, outcome: _Outcome, *, cached: bool) -> None:
+        self._store(row, outcome.text, outcome.error, outcome.duration, outcome.model, cached)
+
+    def _record_cached(self, row: int, hit: Hit) -> None:
+        """:meth:`_record` for a cache hit, with no _Outcome built (a cached rerun is all this)."""
+        text, duration, model = hit
+        self._store(row, text, None, duration, model, True)
+
+    def _store(
+        self,
+        row: int,
+        text: str | None,
+        error: TranscribeError | None,
+        duration: float | None,
+        model: str | None,
+        cached: bool,
+    ) -> None:
         res = self.result
-        res.texts[row] = outcome.text
-        res.errors[row] = outcome.error
-        res.durations[row] = outcome.duration
-        res.models[row] = outcome.model
+        res.texts[row] = text
+        res.errors[row] = error
+        res.durations[row] = duration
+        res.models[row] = model
         res.cached[row] = cached
         res.done += 1
         status: Literal["ok", "cached", "failed"]
-        if outcome.error is not None:
+        if error is not None:
             res.failed += 1
             status = "failed"
         elif cached:
@@ -494,19 +511,7 @@ class _Run:
             status = "ok"
         self._tick()
         if self.opts.on_event is not None:
-            self._emit(RowDone(row, status, outcome.error))
-
-    def _record_cached(self, row: int, hit: Hit) -> None:
-        """:meth:`_record` for a cache hit, without the objects (a cached rerun is all this)."""
-        res = self.result
-        res.texts[row], res.durations[row], res.models[row] = hit
-        res.cached[row] = True
-        res.done += 1
-        res.from_cache += 1
-        if self.bar is not None:
-            self._tick()
-        if self.opts.on_event is not None:
-            self._emit(RowDone(row, "cached", None))
+            self._emit(RowDone(row, status, error))
 
     def _record_na(self, row: int) -> None:
         self.result.done += 1
@@ -791,9 +796,9 @@ class _Run:
 
         A thread hop costs more CPU than preparing a short clip (the GIL changes
         hands around every read and hash), so batches run inline as long as
-        they take at most INLINE_ROW_SECONDS a row. A slower batch (slow
-        storage, audio to decode) sends the next INLINE_RETRY_BATCHES to the
-        thread pool, then the loop tries again.
+        they take at most INLINE_ROW_SECONDS a row. Two slower batches in a
+        row (slow storage, audio to decode) send the next INLINE_RETRY_BATCHES
+        to the thread pool, then the loop tries again.
         """
         if self._inline_skip > 0:
             self._inline_skip -= 1
@@ -816,9 +821,8 @@ class _Run:
             try:
                 if item.key is None:
                     item.loaded = True
-                    data = item.source.read()
-                    item.sha256 = hashlib.sha256(data).hexdigest()
-                    item.key = self._key(item.row, item.sha256)
+                    data, _ = self._load(item)
+                    assert item.key is not None
                     if item.key in seen:
                         continue  # the same audio as a row above: it joins that row
                     seen.add(item.key)
@@ -1398,6 +1402,16 @@ def run_in_thread(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
 # ---------------------------------------------------------------- columns
 
 
+def result_columns(output: str, *, errors: str, provenance: bool) -> list[str]:
+    """The columns :func:`assemble` adds, in order, for these options."""
+    names = [output]
+    if errors == "coerce":
+        names += [f"{output}_error", f"{output}_error_code"]
+    if provenance:
+        names += [f"{output}_cached", f"{output}_model", f"{output}_duration_s"]
+    return names
+
+
 def assemble(
     df: pd.DataFrame,
     result: RunResult,
@@ -1419,19 +1433,21 @@ def assemble(
     Returns:
         The new frame, same index and row order as ``df``.
     """
-    columns: dict[str, Any] = {output: pd.array(result.texts, dtype="string")}
+    arrays: list[Any] = [pd.array(result.texts, dtype="string")]
     if errors == "coerce":
-        columns[f"{output}_error"] = pd.array(
-            [e.message if e is not None else None for e in result.errors], dtype="string"
-        )
-        columns[f"{output}_error_code"] = pd.array(
-            [e.error_code if e is not None else None for e in result.errors], dtype="string"
-        )
+        errs = result.errors
+        arrays += [
+            pd.array([e.message if e is not None else None for e in errs], dtype="string"),
+            pd.array([e.error_code if e is not None else None for e in errs], dtype="string"),
+        ]
     if provenance:
-        columns[f"{output}_cached"] = pd.array(result.cached, dtype="bool")
-        columns[f"{output}_model"] = pd.array(result.models, dtype="string")
-        columns[f"{output}_duration_s"] = pd.array(result.durations, dtype="Float64")
+        arrays += [
+            pd.array(result.cached, dtype="bool"),
+            pd.array(result.models, dtype="string"),
+            pd.array(result.durations, dtype="Float64"),
+        ]
+    names = result_columns(output, errors=errors, provenance=provenance)
     out: pd.DataFrame = df.copy(deep=False)
-    for name, values in columns.items():
+    for name, values in zip(names, arrays, strict=True):
         out[name] = values
     return out
