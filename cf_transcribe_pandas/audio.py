@@ -730,12 +730,12 @@ def local_path(value: object) -> str | None:
     other types): call :func:`to_source` for those. Lets a caller that only
     needs the path skip building a :class:`Source`.
     """
-    if type(value) is not str:
+    if not isinstance(value, str):
         return None
     stripped = value.strip()
     if not stripped or stripped[:5].lower() == "data:" or _SCHEME.match(stripped) is not None:
         return None
-    return _normal_path(value)
+    return _normal_path(str(value))
 
 
 def _normal_path(value: str, *, expand: bool = True) -> str:
@@ -755,14 +755,16 @@ def _normal_path(value: str, *, expand: bool = True) -> str:
 
 
 def _source_from_str(value: str, *, fetch_urls: bool) -> Source:
+    fspath = local_path(value)
+    if fspath is not None:  # a path, taken as written (spaces and all)
+        return Source("path", fspath, fspath=fspath)
     stripped = value.strip()
     if not stripped:
         raise AudioError("an empty string is not audio", code="unsupported_input")
     if stripped[:5].lower() == "data:":
         return Source("bytes", f"<data URI len={len(stripped)}>", _data_uri=stripped)
     match = _SCHEME.match(stripped)
-    if match is None:  # a path, taken as written (spaces and all)
-        return _path_source(value)
+    assert match is not None  # local_path took every other string
     value = stripped
     scheme = match.group(1).lower()
     if scheme in ("http", "https"):

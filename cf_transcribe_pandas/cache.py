@@ -689,6 +689,22 @@ def _dedupe(table: pa.Table, key_cols: Sequence[str], *, latest: bool) -> pa.Tab
     return table.take(pa.array(keep))
 
 
+def _oldest_ns(names: Iterable[str]) -> int:
+    """The creation time (ns) in the oldest of these part file names."""
+    return min(int(m.group(1)) for m in map(_PART_RE.match, names) if m)
+
+
+def _remove_merged(paths: Iterable[Path]) -> None:
+    """Delete part files whose rows a merged file now holds."""
+    for path in paths:
+        try:
+            path.unlink()
+        except FileNotFoundError:  # merged by another compaction meanwhile
+            pass
+        except OSError as exc:  # e.g. open on Windows; its rows are duplicates now, harmless
+            logger.warning("could not remove merged cache file %s: %s", path, exc)
+
+
 def _conform(table: pa.Table, schema: pa.Schema, cols: Sequence[str]) -> pa.Table:
     """``cols`` of ``table``, in that order, typed as ``schema`` says (all nullable)."""
     table = table.select(list(cols))
@@ -821,16 +837,11 @@ class Cache:
         did) and renamed into place before they are deleted: a reader sees the
         rows at every moment, maybe twice (duplicates resolve as usual).
         """
-        first_ns = min(int(m.group(1)) for m in (_PART_RE.match(p.name) for p, _ in parts) if m)
+        first_ns = _oldest_ns(p.name for p, _ in parts)
         self._write_results(pa.concat_tables([t for _, t in parts]), created_ns=first_ns)
-        for path, table in parts:
-            try:
-                path.unlink()
-            except FileNotFoundError:  # merged by a compaction meanwhile
-                pass
-            except OSError as exc:  # its rows are duplicates now, which is harmless
-                logger.warning("could not remove merged cache file %s: %s", path, exc)
-            with self._lock:
+        _remove_merged([p for p, _ in parts])
+        with self._lock:  # forget them, and the bytes their kept tables took
+            for path, table in parts:
                 known = self._values.get((str(path.parent), "key"), {})
                 chunks = known.pop(path.name, None)
                 if chunks and chunks[0].table is not None:
@@ -1396,17 +1407,10 @@ class Cache:
         if len(ours) < 2 and merged.num_rows == table.num_rows:
             return files_before, table.num_rows, table.num_rows
         # Name the merged file after its oldest input so it sorts where they did.
-        first_ns = min(int(m.group(1)) for m in map(_PART_RE.match, ours) if m)
+        first_ns = _oldest_ns(ours)
         merged = _sort(merged, latest=latest).select(schema.names).cast(schema)
         self._write_part(sub, merged, created_ns=first_ns, row_group_size=_COMPACT_ROW_GROUP)
-        directory = self.path / sub
-        for name in ours:
-            try:
-                (directory / name).unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:  # e.g. open on Windows; its rows are duplicates now
-                logger.warning("could not remove merged cache file %s: %s", directory / name, exc)
+        _remove_merged([self.path / sub / name for name in ours])
         return files_before, table.num_rows, merged.num_rows
 
     def _remove_temps(self, *, older_than: float | None) -> tuple[int, int]:
