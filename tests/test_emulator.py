@@ -431,6 +431,27 @@ def test_rpm_limit_uses_a_sliding_window_with_retry_after(emulator_factory: Any)
     assert emu.counters()["faults"] == {"rate_limit": 10}
 
 
+def test_rate_block_refuses_everything_for_its_duration_once_over_the_limit(
+    emulator_factory: Any,
+) -> None:
+    emu = emulator_factory(rpm_limit=3, rate_block=30.0)
+    body = unified(data_uri(HELLO))
+    assert [post(emu.run_url(), body).status for _ in range(4)] == [200, 200, 200, 429]
+    # The window now has room, but the block holds: whatever the rate, until it ends.
+    emu.set_faults(rpm_limit=100, rate_block=30.0)
+    blocked = [post(emu.run_url(), body) for _ in range(3)]
+    assert [a.status for a in blocked] == [429, 429, 429]
+    waits = [int(a.headers["Retry-After"]) for a in blocked]
+    assert all(a.code == 3040 for a in blocked)
+    assert all(1 <= w <= 30 for w in waits)
+    assert waits == sorted(waits, reverse=True)
+    assert "blocked" in blocked[0].json()["errors"][0]["message"]
+    # Refused requests did not enter the window: lifting the block admits at once.
+    emu.set_faults(rpm_limit=4, rate_block=None)
+    assert post(emu.run_url(), body).status == 200
+    assert emu.counters()["codes"] == {"3040": 4}
+
+
 def test_quota_gives_3036_after_n_successes_without_retry_after(emulator_factory: Any) -> None:
     emu = emulator_factory(quota=3)
     body = unified(data_uri(HELLO))

@@ -83,6 +83,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="requests per minute (sliding 60 s window) before 429 3040",
     )
     add(
+        "--rate-block",
+        metavar="S",
+        type=float,
+        help="once over --rpm-limit, refuse every request for S seconds (Cloudflare's block)",
+    )
+    add(
         "--quota",
         metavar="N",
         type=int,
@@ -156,6 +162,7 @@ _FLAG_FIELDS = (
     "account_id",
     "models",
     "rpm_limit",
+    "rate_block",
     "quota",
     "latency",
     "latency_jitter",

@@ -55,6 +55,13 @@ class EmulatorConfig:
             with the whole seconds until the oldest admitted request leaves the
             window (at least 1). Rejected requests do not enter the window.
         rate_window: Length of the rate-limit window in seconds (60).
+        rate_block: Seconds every request is refused once one finds the window
+            full, or None (the default) to refuse only the requests over the
+            limit. This is how Cloudflare's rate-limiting rules act by default
+            (they block for a set duration, whatever the rate during it), and
+            the Cloudflare API's global limit blocks for five minutes. Requests
+            refused during a block get 429 code 3040 with ``Retry-After`` (the
+            whole seconds left); they neither enter the window nor extend the block.
         quota: Successful runs allowed before every run gets 429 code 3036
             (no ``Retry-After``), or None for no quota.
         latency: Seconds a run takes before it answers (success, 5xx or reset).
@@ -91,6 +98,7 @@ class EmulatorConfig:
     blocked_accounts: tuple[str, ...] = ()
     rpm_limit: int | None = None
     rate_window: float = 60.0
+    rate_block: float | None = None
     quota: int | None = None
     latency: float = 0.0
     latency_jitter: float = 0.0
@@ -155,6 +163,9 @@ class EmulatorConfig:
                 raise ValueError(f"{name} must be >= 0, got {value!r}")
         if not _is_number(self.rate_window) or self.rate_window <= 0:
             raise ValueError(f"rate_window must be > 0, got {self.rate_window!r}")
+        block = self.rate_block
+        if block is not None and (not _is_number(block) or block <= 0):
+            raise ValueError(f"rate_block must be > 0 or None, got {self.rate_block!r}")
         if self.words_per_second is not None and (
             not _is_number(self.words_per_second) or self.words_per_second <= 0
         ):
@@ -258,6 +269,7 @@ FAULT_FIELDS: frozenset[str] = frozenset(
         "blocked_accounts",
         "rpm_limit",
         "rate_window",
+        "rate_block",
         "quota",
         "latency",
         "latency_jitter",

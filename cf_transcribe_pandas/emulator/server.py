@@ -487,7 +487,8 @@ class _Handler:
                 429,
                 3040,
                 f"Capacity temporarily exceeded: over {cfg.rpm_limit} requests per "
-                f"{cfg.rate_window:g} s; retry after {wait} s",
+                f"{cfg.rate_window:g} s{'' if cfg.rate_block is None else ', account blocked'}; "
+                f"retry after {wait} s",
                 headers={"Retry-After": str(wait)},
                 fault="rate_limit",
             )

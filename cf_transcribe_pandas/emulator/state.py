@@ -72,6 +72,7 @@ class EmulatorState:
         self.transcripts: dict[str, str] = dict(self._base_transcripts)
         self.rng = random.Random(self.config.seed)
         self.window: collections.deque[float] = collections.deque()
+        self.blocked_until = 0.0
         self.quota_used = 0
         self.log: collections.deque[dict[str, Any]] = collections.deque()
         self.log_start = 0
@@ -197,15 +198,25 @@ class EmulatorState:
             self._decoded_chars -= len(old)
 
     def admit_rate(self, now: float) -> int | None:
-        """Sliding-window check: None if admitted, else whole seconds to wait."""
+        """Sliding-window check: None if admitted, else whole seconds to wait.
+
+        With ``rate_block`` set, a request that finds the window full starts a
+        block, and every request until it ends is refused too (setting
+        ``rate_block`` to None lifts it).
+        """
         cfg = self.config
         if cfg.rpm_limit is None:
             return None
+        if cfg.rate_block is not None and now < self.blocked_until:
+            return max(1, math.ceil(self.blocked_until - now))
         window = self.window
         horizon = now - cfg.rate_window
         while window and window[0] <= horizon:
             window.popleft()
         if len(window) >= cfg.rpm_limit:
+            if cfg.rate_block is not None:
+                self.blocked_until = now + cfg.rate_block
+                return max(1, math.ceil(cfg.rate_block))
             wait = (window[0] + cfg.rate_window - now) if window else cfg.rate_window
             return max(1, math.ceil(wait))
         window.append(now)
