@@ -173,7 +173,7 @@ def scenarios(quick: bool) -> list[Scenario]:
         ),
         Scenario(
             "cpu-bound",
-            rows=400 if quick else 2000,
+            rows=400 if quick else 6000,
             sequential_rows=50 if quick else 200,
             faults={},
             rate_limit=1_000_000,

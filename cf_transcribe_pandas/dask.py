@@ -165,6 +165,8 @@ class _Bucket:
     ) -> None:
         self._clock = clock
         self._window_s = window
+        # Tokens arrive at the hard window's pace, as in RateLimiter (ratelimit.PACE).
+        self._pace = min(1.0, 60.0 / window)
         self._decrease = decrease
         self._increase = increase
         self._min_fraction = min_fraction
@@ -203,7 +205,7 @@ class _Bucket:
     def _advance(self, now: float) -> None:
         elapsed = max(0.0, now - self._last)
         self._last = now
-        self._tokens = min(self.capacity, self._tokens + elapsed * self.rate / 60.0)
+        self._tokens = min(self.capacity, self._tokens + elapsed * self.rate * self._pace / 60.0)
         grants = self._grants
         while grants and now - grants[0] >= self._window_s:
             grants.popleft()
@@ -225,7 +227,7 @@ class _Bucket:
             return n, 0.0
         waits = [1e-3]
         if self._tokens < 1.0:
-            waits.append((1.0 - self._tokens) * 60.0 / self.rate)
+            waits.append((1.0 - self._tokens) * 60.0 / (self.rate * self._pace))
         if room <= 0:
             waits.append(self._grants[0] + self._window_s - now)
         return 0, max(waits)

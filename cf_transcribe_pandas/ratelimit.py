@@ -1,9 +1,14 @@
 """Pacing requests: a token bucket at a requests/minute rate, a hard 60-second
 window, and an adaptive slow-down when the service says "too many".
 
-* **Token bucket.** Tokens arrive at ``rate / 60`` per second and the bucket
-  holds at most about one second of them (``max(1, rate / 60)``), so a run never
-  opens with a burst of a minute's worth of requests. It starts with one token.
+* **Token bucket.** Tokens arrive at ``rate`` per ``WINDOW_SECONDS +
+  WINDOW_MARGIN`` seconds (the hard window's own pace, a hair under ``rate /
+  60`` per second) and the bucket holds at most about one second of them
+  (``max(1, rate / 60)``), so a run never opens with a burst of a minute's
+  worth of requests. It starts with one token. Pacing at the hard window's pace
+  means a run at the limit never stalls on the window, and a service whose
+  window is shorter than a minute sees requests spaced a little wider than its
+  limit allows, so its window's edge does not catch one request too many.
 * **Hard window.** Whatever the bucket says, no more than ``limit`` requests are
   started in any 60-second window. This is what the account's limit means, and
   it keeps a run that idled (full bucket) from overshooting. The window is
@@ -45,6 +50,10 @@ WINDOW_MARGIN = 0.5
 """Seconds added to our copy of the window, for the varying delay between
 starting a request and the service counting it. At the limit it costs
 ``WINDOW_MARGIN / WINDOW_SECONDS`` of the rate (under 1 %)."""
+
+
+PACE = WINDOW_SECONDS / (WINDOW_SECONDS + WINDOW_MARGIN)
+"""Tokens arrive at ``rate * PACE`` requests per minute (see the module docstring)."""
 
 
 def backoff_delay(
@@ -165,14 +174,14 @@ class RateLimiter:
     def _refill(self, now: float) -> None:
         elapsed = max(0.0, now - self._last)
         self._last = now
-        self._tokens = min(self.capacity, self._tokens + elapsed * self._rate / 60.0)
+        self._tokens = min(self.capacity, self._tokens + elapsed * self._rate * PACE / 60.0)
 
     def _wait_time(self, now: float) -> float:
         """Seconds until a request may start (0 when it may start now)."""
         waits = [0.0]
         self._refill(now)
         if self._tokens < 1.0:
-            waits.append((1.0 - self._tokens) * 60.0 / self._rate)
+            waits.append((1.0 - self._tokens) * 60.0 / (self._rate * PACE))
         self._trim(now)
         hard_cap = int(self.limit)
         if len(self._window) >= max(1, hard_cap):

@@ -155,7 +155,8 @@ def test_bucket_paces_from_one_token_without_a_burst() -> None:
     assert bucket.take(8) == (1, 0.0)  # one token at start
     granted, wait = bucket.take(8)
     assert granted == 0
-    assert wait == pytest.approx(0.1)  # 600/min: one per 0.1 s
+    # 600 per 61 s (the hard window's pace): a hair wider than one per 0.1 s
+    assert wait == pytest.approx(0.1 * cfd.SERVICE_WINDOW_SECONDS / 60)
 
 
 def test_bucket_starts_each_run_with_one_token() -> None:

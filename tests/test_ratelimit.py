@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cf_transcribe_pandas.ratelimit import WINDOW_SECONDS, RateLimiter, backoff_delay
+from cf_transcribe_pandas.ratelimit import PACE, WINDOW_SECONDS, RateLimiter, backoff_delay
 
 
 class FakeTime:
@@ -44,7 +44,9 @@ async def test_first_request_goes_at_once_then_paced() -> None:
     await lim.acquire()
     assert t.now == start  # one token at start, no burst of a minute's worth
     await lim.acquire()
-    assert t.now - start == pytest.approx(0.1)  # 600/min = one per 0.1 s
+    # 600 per 60.5 s (the hard window's pace), a hair wider than one per 0.1 s
+    assert t.now - start == pytest.approx(0.1 / PACE)
+    assert 0.1 < t.now - start < 0.101
 
 
 async def test_steady_rate_reaches_the_limit_without_exceeding_any_window() -> None:
@@ -58,6 +60,18 @@ async def test_steady_rate_reaches_the_limit_without_exceeding_any_window() -> N
     achieved = len(times) / elapsed * 60
     assert achieved >= 0.97 * 600
     assert max_in_window(times) <= 600
+
+
+async def test_steady_pace_leaves_a_margin_at_the_edge_of_a_shorter_window() -> None:
+    # A service that counts 100 per 10 s (the same 600/min) must not see the
+    # 101st request while the 1st is still in its window, even with some jitter.
+    lim, t = make(600)
+    times = []
+    for _ in range(600):
+        await lim.acquire()
+        times.append(t.now)
+    spans = [times[i + 100] - times[i] for i in range(len(times) - 100)]
+    assert min(spans) >= 10.08
 
 
 async def test_idle_full_bucket_never_breaks_the_hard_window() -> None:
