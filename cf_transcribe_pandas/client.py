@@ -457,7 +457,7 @@ def validate_params(
     Raises:
         ConfigurationError: A parameter is invalid; the message says which and why.
     """
-    if not isinstance(model, str) or not model.strip() or any(c.isspace() for c in model):
+    if not isinstance(model, str) or not model.strip() or _SPACE_RE.search(model):
         raise ConfigurationError(
             f"model must be a Workers AI model name such as {DEFAULT_MODEL!r}, not {model!r}.",
             code="invalid_model",
