@@ -144,6 +144,16 @@ go to the thread pool (see ``_Run._prepare_ahead``)."""
 INLINE_LOOKUP_SECONDS = 2e-3
 """A cache lookup runs on the event loop when the last one took at most this."""
 
+RESOLVE_SLICE = 128
+INLINE_RESOLVE_ROW_SECONDS = 5e-4
+"""Windows of rows are classified (and their keys found) on the event loop,
+RESOLVE_SLICE rows at a time, while a slice takes at most
+INLINE_RESOLVE_ROW_SECONDS a row; after two slower ones in a row (slow
+storage, large in-memory audio to hash, a big cache read for the first time)
+the rest of the run resolves in the thread pool. A
+pool thread doing this beside the event loop costs more than the work: the two
+trade the GIL at every system call."""
+
 _POSTFIX_EVERY = 0.5
 """Seconds between updates of the progress bar's counters."""
 
@@ -334,6 +344,13 @@ class _Item:
     loaded: bool = False  # read and hashed ahead, by the producer (key found there)
 
 
+_Resolved = tuple[
+    list[_Item], list[tuple[int, TranscribeError]], list[int], dict[str, Hit], list[_Cached]
+]
+"""What resolving a window gives: rows to send or read, failed rows, NA rows,
+cache hits by key, rows settled from the cache (see ``_Run._resolve_window``)."""
+
+
 class _Stopped(Exception):
     """Internal: the run is stopping; the row is left unfinished."""
 
@@ -415,6 +432,8 @@ class _Run:
         self._secret = options.credentials.api_token
         self._inline_skip = 0
         self._slow_batches = 0
+        self._resolve_inline = True
+        self._slow_slices = 0
         self._lookup_seconds = 0.0  # how long the last cache lookup took
 
     # -- threads
@@ -626,14 +645,10 @@ class _Run:
             )
         return make(sha)
 
-    # -- producer: resolve windows of rows cheaply, in a thread
+    # -- producer: resolve windows of rows cheaply
 
-    def _resolve_window(
-        self, start: int, stop: int
-    ) -> tuple[
-        list[_Item], list[tuple[int, TranscribeError]], list[int], dict[str, Hit], list[_Cached]
-    ]:
-        """In a thread: classify rows ``start:stop``, find their keys (memo), look them up.
+    def _resolve_window(self, start: int, stop: int) -> _Resolved:
+        """Classify rows ``start:stop``, find their keys (memo), look them up.
 
         Returns:
             (rows to send or to read, rows failed, NA rows, cache hits of those
@@ -717,6 +732,35 @@ class _Run:
             items.append(_Item(row, source, key, sha, size=stat_key[1], stat_key=stat_key))
         return items, failures, nas, hits, cached
 
+    async def _resolve(self, start: int, stop: int) -> _Resolved:
+        """:meth:`_resolve_window` for rows ``start:stop``: on the event loop, a
+        slice at a time, while that is cheap (see RESOLVE_SLICE); else in a thread."""
+        merged: _Resolved = ([], [], [], {}, [])
+        items, failures, nas, hits, cached = merged
+        pos = start
+        while pos < stop:
+            if not self._resolve_inline:
+                part = await self._offload(self._resolve_window, pos, stop)
+                end = stop
+            else:
+                end = min(stop, pos + RESOLVE_SLICE)
+                started = time.perf_counter()
+                part = self._resolve_window(pos, end)
+                if time.perf_counter() - started <= INLINE_RESOLVE_ROW_SECONDS * (end - pos):
+                    self._slow_slices = 0
+                else:  # one slow slice may be a hiccup (a collector pause); two are not
+                    self._slow_slices += 1
+                    self._resolve_inline = self._slow_slices < 2
+            items += part[0]
+            failures += part[1]
+            nas += part[2]
+            hits.update(part[3])
+            cached += part[4]
+            pos = end
+            if pos < stop:
+                await asyncio.sleep(0)  # let answers in between slices
+        return merged
+
     async def _produce(self, queue: asyncio.Queue[_Item | None]) -> None:
         batches: collections.deque[asyncio.Future[list[_Item]]] = collections.deque()
         batch: list[_Item] = []
@@ -730,7 +774,7 @@ class _Run:
                 return None
             start, window = stop, min(2 * window, MAX_WINDOW)
             stop = min(self.n, start + window)
-            return asyncio.ensure_future(self._offload(self._resolve_window, start, stop))
+            return asyncio.ensure_future(self._resolve(start, stop))
 
         async def send_batch() -> None:
             """Prepare the batch in a thread; queue the oldest batches' rows meanwhile."""

@@ -219,8 +219,11 @@ def test_remembered_tables_stay_within_their_budget(
 def test_short_clips_give_the_same_results_prepared_inline_or_in_threads(
     emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inline: bool
 ) -> None:
-    if not inline:  # every batch counts as slow: after two, the pool takes the rest
+    # Small slices, so that windows are resolved in several pieces and merged.
+    monkeypatch.setattr(engine, "RESOLVE_SLICE", 16)
+    if not inline:  # every batch and slice counts as slow: after two, the pool takes the rest
         monkeypatch.setattr(engine, "INLINE_ROW_SECONDS", 0.0)
+        monkeypatch.setattr(engine, "INLINE_RESOLVE_ROW_SECONDS", 0.0)
     paths, shas = write_clips(tmp_path / "audio", 150, seed=4100)
     (tmp_path / "audio" / "text.wav").write_text("not audio", encoding="utf-8")
     values: list[Any] = [*paths, paths[0], str(tmp_path / "audio" / "text.wav")]
