@@ -145,14 +145,18 @@ INLINE_LOOKUP_SECONDS = 2e-3
 """A cache lookup runs on the event loop when the last one took at most this."""
 
 RESOLVE_SLICE = 128
+RESOLVE_SLICE_SECONDS = 5e-3
 INLINE_RESOLVE_ROW_SECONDS = 5e-4
-"""Windows of rows are classified (and their keys found) on the event loop,
-RESOLVE_SLICE rows at a time, while a slice takes at most
+"""Without a cache, windows of rows are classified (sources, sizes, keys of
+in-memory audio) on the event loop, a slice at a time: RESOLVE_SLICE rows
+first, then as many as the last slice's pace fits in RESOLVE_SLICE_SECONDS,
+so the loop is never held long. This goes on while a slice takes at most
 INLINE_RESOLVE_ROW_SECONDS a row; after two slower ones in a row (slow
-storage, large in-memory audio to hash, a big cache read for the first time)
-the rest of the run resolves in the thread pool. A
-pool thread doing this beside the event loop costs more than the work: the two
-trade the GIL at every system call."""
+storage, large in-memory audio to hash) the rest of the run resolves in the
+thread pool. A pool thread doing this beside the event loop costs more than
+the work: the two trade the GIL at every system call. With a cache, whole
+windows resolve in the pool: their memo and cache lookups are worth doing in
+one go (a cached rerun reads each part file once, not once a slice)."""
 
 _POSTFIX_EVERY = 0.5
 """Seconds between updates of the progress bar's counters."""
@@ -434,6 +438,7 @@ class _Run:
         self._slow_batches = 0
         self._resolve_inline = True
         self._slow_slices = 0
+        self._slice_rows = RESOLVE_SLICE
         self._lookup_seconds = 0.0  # how long the last cache lookup took
 
     # -- threads
@@ -734,20 +739,24 @@ class _Run:
 
     async def _resolve(self, start: int, stop: int) -> _Resolved:
         """:meth:`_resolve_window` for rows ``start:stop``: on the event loop, a
-        slice at a time, while that is cheap (see RESOLVE_SLICE); else in a thread."""
+        slice at a time, while that is cheap and there is no cache (see
+        RESOLVE_SLICE_SECONDS); else in a thread."""
         merged: _Resolved = ([], [], [], {}, [])
         items, failures, nas, hits, cached = merged
         pos = start
         while pos < stop:
-            if not self._resolve_inline:
+            if not self._resolve_inline or self.cache is not None:
                 part = await self._offload(self._resolve_window, pos, stop)
                 end = stop
             else:
-                end = min(stop, pos + RESOLVE_SLICE)
+                end = min(stop, pos + self._slice_rows)
                 started = time.perf_counter()
                 part = self._resolve_window(pos, end)
-                if time.perf_counter() - started <= INLINE_RESOLVE_ROW_SECONDS * (end - pos):
+                per_row = (time.perf_counter() - started) / (end - pos)
+                if per_row <= INLINE_RESOLVE_ROW_SECONDS:
                     self._slow_slices = 0
+                    fits = RESOLVE_SLICE_SECONDS / max(per_row, 1e-7)
+                    self._slice_rows = max(RESOLVE_SLICE, min(MAX_WINDOW, int(fits)))
                 else:  # one slow slice may be a hiccup (a collector pause); two are not
                     self._slow_slices += 1
                     self._resolve_inline = self._slow_slices < 2
