@@ -4,9 +4,10 @@ One run, rows flowing one way::
 
     producer (rows in windows from WINDOW up to MAX_WINDOW, never the whole
     column at once)
-      -> resolve in a thread: to_source, cheap key (bytes hash, URL, path
-         memo), one cache lookup per window; local paths found in the memo
-         and the cache are done here, with no object per row
+      -> resolve: to_source, cheap key (bytes hash, URL, path memo), one
+         cache lookup per window; local paths found in the memo and the cache
+         are done here, with no object per row (with a cache, in a thread;
+         without one, on the event loop a slice at a time while that is cheap)
       -> cached rows are done; a row whose key is already queued joins that
          row's group (dedupe)
       -> short clips (in memory, or small local files not in the memo) are
@@ -38,11 +39,11 @@ Decisions (see DESIGN.md "Decisions that tests rely on"):
   rows or 2 seconds (by the writer's own thread, never on the event loop),
   and on exit, cancel and error.
 * Heavy or slow work (large files, decoding, slow cache lookups, window
-  resolves) runs in a thread pool owned by the run and shut down with it: a
-  run leaves no thread and no open session behind, even when cancelled.
-  Short clips and quick lookups run on the event loop (see
-  ``_Run._prepare_ahead``); the cache writer merges every MERGE_FILES part
-  files it wrote into one.
+  resolves with a cache) runs in a thread pool owned by the run and shut down
+  with it: a run leaves no thread and no open session behind, even when
+  cancelled. Short clips, quick lookups and quick window resolves run on the
+  event loop (see ``_Run._prepare_ahead`` and ``_Run._resolve``); the cache
+  writer merges every MERGE_FILES part files it wrote into one.
 """
 
 from __future__ import annotations
@@ -436,7 +437,7 @@ class _Run:
         self._secret = options.credentials.api_token
         self._inline_skip = 0
         self._slow_batches = 0
-        self._resolve_inline = True
+        self._resolve_inline = self.cache is None  # see RESOLVE_SLICE_SECONDS
         self._slow_slices = 0
         self._slice_rows = RESOLVE_SLICE
         self._lookup_seconds = 0.0  # how long the last cache lookup took
@@ -745,7 +746,7 @@ class _Run:
         items, failures, nas, hits, cached = merged
         pos = start
         while pos < stop:
-            if not self._resolve_inline or self.cache is not None:
+            if not self._resolve_inline:
                 part = await self._offload(self._resolve_window, pos, stop)
                 end = stop
             else:

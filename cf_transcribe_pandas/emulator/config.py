@@ -165,7 +165,7 @@ class EmulatorConfig:
             raise ValueError(f"rate_window must be > 0, got {self.rate_window!r}")
         block = self.rate_block
         if block is not None and (not _is_number(block) or block <= 0):
-            raise ValueError(f"rate_block must be > 0 or None, got {self.rate_block!r}")
+            raise ValueError(f"rate_block must be > 0 or None, got {block!r}")
         if self.words_per_second is not None and (
             not _is_number(self.words_per_second) or self.words_per_second <= 0
         ):
