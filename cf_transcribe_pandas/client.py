@@ -565,6 +565,7 @@ def build_body(
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
+_MAX_TEMPLATES = 1024  # request templates a Client keeps (see Client._template)
 
 
 def encode_body(payload: dict[str, Any]) -> bytes:
@@ -586,23 +587,42 @@ def encode_body(payload: dict[str, Any]) -> bytes:
     """
     inp = payload.get("input", payload)
     file = inp.get("file") if isinstance(inp, dict) else None
-    if isinstance(file, str) and file.startswith("data:") and file.isascii():
-        comma = file.find(",")
-        head = file[: comma + 1]
-        if comma > 0 and not _NEEDS_ESCAPE.search(head):
-            raw = file.encode("ascii")
-            # Nothing but the header is outside the base64 alphabet.
-            if raw.translate(None, _BASE64_ALPHABET) == head.encode().translate(
-                None, _BASE64_ALPHABET
-            ):
-                blank = {**inp, "file": ""}
-                rest = {**payload, "input": blank} if inp is not payload else blank
-                # Inside a JSON string every quote is escaped, so '"file":""' is a
-                # key with an empty value: ours, unless the payload has another.
-                before, *after = _JSON.encode(rest).split('"file":""')
-                if len(after) == 1:
-                    return b"".join((before.encode(), b'"file":"', raw, b'"', after[0].encode()))
+    raw = _plain_data_uri(file)
+    if raw is not None:
+        blank = {**inp, "file": ""}
+        rest = {**payload, "input": blank} if inp is not payload else blank
+        around = _split_at_file(_JSON.encode(rest))
+        if around is not None:
+            return b"".join((around[0], raw, around[1]))
     return _JSON.encode(payload).encode("utf-8")
+
+
+def _plain_data_uri(file: object) -> bytes | None:
+    """``file`` as ASCII bytes when it is a base64 data URI that JSON needs not
+    escape (nothing but its header is outside the base64 alphabet); else None."""
+    if not (isinstance(file, str) and file.startswith("data:") and file.isascii()):
+        return None
+    comma = file.find(",")
+    head = file[: comma + 1]
+    if comma <= 0 or _NEEDS_ESCAPE.search(head):
+        return None
+    raw = file.encode("ascii")
+    if raw.translate(None, _BASE64_ALPHABET) != head.encode().translate(None, _BASE64_ALPHABET):
+        return None
+    return raw
+
+
+def _split_at_file(encoded: str) -> tuple[bytes, bytes] | None:
+    """A body encoded with ``"file":""`` as the bytes before and after the file's
+    value (None if the key is not there once).
+
+    Inside a JSON string every quote is escaped, so '"file":""' is a key with an
+    empty value: ours, unless the payload has another.
+    """
+    before, *after = encoded.split('"file":""')
+    if len(after) != 1:
+        return None
+    return before.encode() + b'"file":"', b'"' + after[0].encode()
 
 
 # --------------------------------------------------------------------------- answers
@@ -894,6 +914,7 @@ class Client:
             total=self._timeout, sock_connect=min(self._timeout, 30.0)
         )
         self._hosts: dict[str, str] = {}
+        self._templates: dict[tuple[Any, ...], tuple[str, bytes, bytes]] = {}
         self._max_connections = max_connections
         self._gateway = Gateway.coerce(gateway)
         self._session = session
@@ -1019,28 +1040,48 @@ class Client:
             TranscribeError: A subclass for every failure of the request; see
                 :mod:`cf_transcribe_pandas.errors` for which are retryable.
         """
-        body = build_body(
-            file,
-            model=model,
-            language=language,
-            prompt=prompt,
-            temperature=temperature,
-            gateway=self._gateway,
+        return await self._transcribe(
+            file, model=model, language=language, prompt=prompt, temperature=temperature
         )
-        gw = self._gateway
-        payload = body["input"] if gw is not None and gw.use_gateway_url else body
-        data = encode_body(payload)
-        url = self.url_for(model)
+
+    async def _transcribe(
+        self,
+        file: str,
+        *,
+        model: str,
+        language: str | None,
+        prompt: str | None,
+        temperature: float | None,
+        plain: bool = False,
+    ) -> str:
+        """:meth:`transcribe`; ``plain``: ``file`` is a base64 data URI made by
+        :mod:`cf_transcribe_pandas.audio` (JSON needs not escape it), not checked again."""
+        template = self._template(model, language, prompt, temperature)
+        raw = file.encode("ascii") if plain else _plain_data_uri(file)
+        if template is not None and raw is not None:
+            url, before, after = template
+            data = b"".join((before, raw, after))
+        else:
+            body = build_body(
+                file,
+                model=model,
+                language=language,
+                prompt=prompt,
+                temperature=temperature,
+                gateway=self._gateway,
+            )
+            gw = self._gateway
+            data = encode_body(body["input"] if gw is not None and gw.use_gateway_url else body)
+            url = self.url_for(model)
         if logger.isEnabledFor(logging.DEBUG):
-            inp = body["input"]
             logger.debug(
                 "POST %s model=%s file=%s language=%s prompt=%s temperature=%s bytes=%d",
                 url,
                 model,
-                _describe_file(inp["file"]),
-                inp.get("language"),
-                f"<{len(inp['prompt'])} chars>" if "prompt" in inp else None,
-                inp.get("temperature"),
+                _describe_file(file),
+                normalize_language(language),
+                f"<{len(prompt)} chars>" if prompt is not None else None,
+                None if temperature is None else float(temperature),
                 len(data),
             )
         session = self._get_session()
@@ -1055,6 +1096,45 @@ class Client:
                 exc.message,
             )
             raise
+
+    def _template(
+        self, model: str, language: str | None, prompt: str | None, temperature: float | None
+    ) -> tuple[str, bytes, bytes] | None:
+        """The URL and the body around the file's value for these parameters:
+        checked and encoded once per Client, not once per request.
+
+        Returns:
+            (url, body bytes before the file's value, after it); None when the
+            parameters cannot be a dict key (:func:`build_body` then says why).
+
+        Raises:
+            ConfigurationError: A parameter is invalid.
+        """
+        # The type is in the key: True == 1 and hash alike, but a bool is no temperature.
+        key = (model, language, prompt, temperature, type(temperature))
+        try:
+            template = self._templates.get(key)
+        except TypeError:
+            return None
+        if template is None:
+            body = build_body(
+                "data:,",
+                model=model,
+                language=language,
+                prompt=prompt,
+                temperature=temperature,
+                gateway=self._gateway,
+            )
+            gw = self._gateway
+            payload = body["input"] if gw is not None and gw.use_gateway_url else body
+            payload.get("input", payload)["file"] = ""
+            around = _split_at_file(_JSON.encode(payload))
+            if around is None:
+                return None
+            if len(self._templates) >= _MAX_TEMPLATES:  # e.g. a prompt per row
+                self._templates.clear()
+            template = self._templates[key] = (self.url_for(model), *around)
+        return template
 
     def _connection_failure(self, exc: BaseException, host: str) -> TranscribeError:
         """Map an exception raised while sending or reading to the error tree."""

@@ -1073,7 +1073,7 @@ class _Run:
         try:
             if source.passthrough:
                 assert source.url is not None
-                text = await self._send(item, source.url, language, user_prompt)
+                text = await self._send(item, source.url, language, user_prompt, plain=False)
                 return _Outcome(text, None, None, self.opts.model)
             parts, item.parts = item.parts, None  # held here only while sending
             if parts is None:
@@ -1084,7 +1084,7 @@ class _Run:
             while queue:
                 part = queue.popleft()
                 prompt = audio_mod.join_prompt(tail, user_prompt) if tail else user_prompt
-                text = await self._send(item, part.data_uri, language, prompt)
+                text = await self._send(item, part.data_uri, language, prompt, plain=True)
                 if (
                     part.duration_s is not None
                     and part.duration_s >= MIN_SPLIT_SECONDS
@@ -1113,8 +1113,13 @@ class _Run:
         except Exception as exc:  # a bug must cost one row, not the run
             return _Outcome(None, _unexpected(exc, source.label, self._secret), None, None)
 
-    async def _send(self, item: _Item, file: str, language: str | None, prompt: str | None) -> str:
-        """One part of one row: send it, retrying as DESIGN.md says; the only retry layer."""
+    async def _send(
+        self, item: _Item, file: str, language: str | None, prompt: str | None, *, plain: bool
+    ) -> str:
+        """One part of one row: send it, retrying as DESIGN.md says; the only retry layer.
+
+        ``plain``: ``file`` is a Part's data URI (base64, made by the audio module).
+        """
         client = self.client
         assert client is not None
         opts = self.opts
@@ -1138,12 +1143,13 @@ class _Run:
             self.result.requests += 1
             self.sending.add(task)
             try:
-                text = await client.transcribe(
+                text = await client._transcribe(
                     file,
                     model=opts.model,
                     language=language,
                     prompt=prompt,
                     temperature=opts.temperature,
+                    plain=plain,
                 )
             except AccountError as exc:
                 self._stop(exc)

@@ -42,6 +42,7 @@ from cf_transcribe_pandas.client import (
     Credentials,
     Gateway,
     build_body,
+    encode_body,
     normalize_language,
     parse_retry_after,
     validate_params,
@@ -620,6 +621,53 @@ async def test_invalid_parameters_send_nothing(fake: FakeCloudflare) -> None:
         with pytest.raises(ConfigurationError):
             await client.transcribe("/tmp/a.wav")
     assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    "gateway",
+    [None, {"id": "gw-1", "cacheTtl": 60}, "use-url"],
+    ids=["plain", "gateway-options", "gateway-url"],
+)
+async def test_bodies_from_the_client_template_equal_build_body(
+    fake: FakeCloudflare, gateway: Any
+) -> None:
+    """The Client encodes the body around the file once per set of parameters:
+    every request's bytes must still be exactly encode_body(build_body(...))."""
+    if gateway == "use-url":
+        gateway = Gateway(id="gw-1", use_gateway_url=True, base_url=fake.root + "/v1")
+    calls = [
+        {},
+        {"language": "EN", "prompt": 'a "quoted" \\ prompt, "file":"" \u2028 東京'},
+        {"language": "EN", "temperature": 0},
+        {"language": "en", "temperature": 0.25},
+        {"temperature": 1},
+        {"model": "@cf/openai/whisper"},
+        {"file": "https://bucket.example.com/a.wav"},
+        {"file": 'data:audio/wav;base64,QUJD"},"x":"y'},  # not base64: goes through json
+        {},  # the first template again
+    ]
+    gw = Gateway.coerce(gateway)
+    async with Client(creds(fake.base_url), gateway=gateway) as client:
+        for call in calls:
+            kwargs = dict(call)
+            file = kwargs.pop("file", AUDIO_URI)
+            await client.transcribe(file, **kwargs)
+            body = build_body(file, gateway=gw, **kwargs)
+            want = encode_body(body["input"] if gw is not None and gw.use_gateway_url else body)
+            assert fake.requests[-1].body == want
+            assert json.loads(fake.requests[-1].body) == json.loads(want)
+
+
+async def test_a_template_never_lets_a_bad_parameter_through(fake: FakeCloudflare) -> None:
+    """True == 1 and hashes alike, but a bool is no temperature; an unhashable
+    prompt is refused as before, not a TypeError."""
+    async with Client(creds(fake.base_url)) as client:
+        await client.transcribe(AUDIO_URI, temperature=1)
+        await client.transcribe(AUDIO_URI, temperature=0)
+        for kwargs in ({"temperature": True}, {"temperature": False}, {"prompt": ["a"]}):
+            with pytest.raises(ConfigurationError):
+                await client.transcribe(AUDIO_URI, **kwargs)  # type: ignore[arg-type]
+    assert len(fake.requests) == 2
 
 
 # --------------------------------------------------------------------------- error mapping
