@@ -271,6 +271,12 @@ def test_writer_merges_its_part_files(tmp_path: Path) -> None:
     assert len(names) == 4  # two merged files of 40 rows, then two of 10
     sizes = [pq.ParquetFile(cache.results_dir / n).metadata.num_rows for n in names]
     assert sizes == [40, 40, 10, 10]
+    # Batch files, short-lived, are written quickly (no compression, no statistics);
+    # the merged files that stay are compressed.
+    for name, size in zip(names, sizes, strict=True):
+        column = pq.ParquetFile(cache.results_dir / name).metadata.row_group(0).column(0)
+        assert column.compression == ("ZSTD" if size == 40 else "UNCOMPRESSED")
+        assert column.is_stats_set == (size == 40)
     fresh = Cache(tmp_path / "cache")
     assert fresh.lookup([r.key for r in rows]) == {r.key: r for r in rows}
     assert fresh.stats().rows == 100
