@@ -430,6 +430,34 @@ class CachedRow:
         )
 
 
+_RowValues: TypeAlias = tuple[Any, ...]
+"""A results row as a CacheWriter buffers it: the values of RESULT_SCHEMA's
+columns in order, ``created_at`` in microseconds since the epoch."""
+
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def _row_values(row: CachedRow) -> _RowValues:
+    if not isinstance(row, CachedRow):
+        raise TypeError(f"CacheWriter takes CachedRow objects, not {type(row).__name__}")
+    created = row.created_at
+    if created.tzinfo is None:  # naive: UTC, as Arrow reads it
+        created = created.replace(tzinfo=dt.timezone.utc)
+    return (
+        row.key,
+        row.sha256,
+        row.model,
+        row.language,
+        row.prompt,
+        row.temperature,
+        row.encode,
+        row.text,
+        row.duration_s,
+        (created - _EPOCH) // _MICROSECOND,
+        row.version,
+    )
+
+
 @dataclass(frozen=True)
 class CacheStats:
     """What :meth:`Cache.stats` found.
@@ -840,9 +868,11 @@ class Cache:
         return final
 
     @staticmethod
-    def _rows_table(rows: Sequence[CachedRow]) -> pa.Table:
-        return pa.table(
-            {name: [getattr(r, name) for r in rows] for name in _RESULT_COLUMNS},
+    def _rows_table(rows: Sequence[_RowValues]) -> pa.Table:
+        """A results table from :func:`_row_values` tuples."""
+        columns = zip(*rows, strict=True)
+        return pa.Table.from_arrays(
+            [pa.array(c, type=f.type) for c, f in zip(columns, RESULT_SCHEMA, strict=True)],
             schema=RESULT_SCHEMA,
         )
 
@@ -1619,7 +1649,7 @@ class CacheWriter:
         self.files_written = 0
         self._cond = threading.Condition()
         self._flush_lock = threading.Lock()
-        self._buf: list[CachedRow] = []
+        self._buf: list[_RowValues] = []
         self._oldest: float | None = None  # monotonic time the oldest buffered row came
         self._retry_at = 0.0
         self._thread: threading.Thread | None = None
@@ -1661,10 +1691,42 @@ class CacheWriter:
         When the buffer reaches ``flush_rows``, all buffered rows go to one
         part file (which may then hold more than ``flush_rows`` rows).
         """
-        batch = list(rows)
-        for row in batch:
-            if not isinstance(row, CachedRow):
-                raise TypeError(f"CacheWriter takes CachedRow objects, not {type(row).__name__}")
+        self._extend([_row_values(row) for row in rows])
+
+    def _add_result(
+        self,
+        key: str,
+        sha256: str,
+        text: str,
+        duration_s: float | None,
+        *,
+        model: str,
+        language: str | None,
+        prompt: str | None,
+        temperature: float | None,
+        encode: str,
+    ) -> None:
+        """For the engine: ``add(CachedRow.new(...))`` (created now, ``key``
+        computed by the caller) without building the CachedRow."""
+        self._extend(
+            [
+                (
+                    key,
+                    _norm_sha256(sha256),
+                    model,
+                    language,
+                    prompt,
+                    _norm_temperature(temperature),
+                    encode,
+                    text,
+                    duration_s,
+                    time.time_ns() // 1000,
+                    __version__,
+                )
+            ]
+        )
+
+    def _extend(self, batch: list[_RowValues]) -> None:
         if not batch:
             return
         with self._cond:

@@ -64,7 +64,7 @@ import pandas as pd
 
 from cf_transcribe_pandas import audio as audio_mod
 from cf_transcribe_pandas.audio import EncodeMode
-from cf_transcribe_pandas.cache import Cache, CachedRow, CacheWriter, key_maker
+from cf_transcribe_pandas.cache import Cache, CacheWriter, key_maker
 from cf_transcribe_pandas.client import Client, Credentials, Gateway
 from cf_transcribe_pandas.errors import (
     AccountError,
@@ -589,18 +589,17 @@ class _Run:
             self._note_error(outcome.error)
         elif self.writer is not None and outcome.text is not None and item.sha256 is not None:
             language, prompt = self._params(item.row)
-            self.writer.add(
-                CachedRow.new(
-                    item.sha256,
-                    outcome.text,
-                    model=self.opts.model,
-                    language=language,
-                    prompt=prompt,
-                    temperature=self.opts.temperature,
-                    encode=self.opts.encode,
-                    duration_s=outcome.duration,
-                    key=item.key,
-                )
+            assert item.key is not None
+            self.writer._add_result(
+                item.key,
+                item.sha256,
+                outcome.text,
+                outcome.duration,
+                model=self.opts.model,
+                language=language,
+                prompt=prompt,
+                temperature=self.opts.temperature,
+                encode=self.opts.encode,
             )
 
     # -- stopping

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -316,6 +317,51 @@ def test_writer_flushes_by_count(tmp_path: Path) -> None:
     assert w.rows_written == 17
     assert w.files_written == 2
     assert len(cache.lookup(make_row(i).key for i in range(17))) == 17
+
+
+def test_writer_rows_read_back_as_written_whatever_their_created_at(tmp_path: Path) -> None:
+    """The writer buffers plain tuples (created_at in microseconds), not CachedRow
+    objects: every kind of datetime must still read back as the same instant, as
+    Arrow reads it (naive is UTC), and the engine's path must equal CachedRow.new."""
+    cache = Cache(tmp_path)
+    paris = dt.timezone(dt.timedelta(hours=2))
+    moments = [
+        dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.timezone.utc),
+        dt.datetime(2026, 1, 2, 3, 4, 5, 678901),  # naive
+        dt.datetime(2026, 1, 2, 5, 4, 5, 678901, tzinfo=paris),
+        dt.datetime(1969, 12, 31, 23, 59, 59, 1, tzinfo=dt.timezone.utc),  # before the epoch
+    ]
+    rows = [
+        CachedRow.new(f"{i:064X}", f"t{i}", model=MODEL, temperature=0.1 + 0.2, created_at=m)
+        for i, m in enumerate(moments)
+    ]
+    want = CachedRow.new("ab" * 32, "new", model=MODEL, language="fr", duration_s=1.5)
+    with cache.writer(flush_rows=100, flush_seconds=None) as w:
+        w.add_many(rows)
+        before = dt.datetime.now(dt.timezone.utc)
+        w._add_result(
+            want.key,
+            "AB" * 32,
+            "new",
+            1.5,
+            model=MODEL,
+            language="fr",
+            prompt=None,
+            temperature=None,
+            encode="auto",
+        )
+        after = dt.datetime.now(dt.timezone.utc)
+    got = Cache(tmp_path).lookup([*(r.key for r in rows), want.key])
+    for row, moment in zip(rows, moments, strict=True):
+        as_utc = moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+        assert got[row.key] == dataclasses.replace(row, created_at=as_utc)
+        assert got[row.key].temperature == 0.3
+        assert got[row.key].sha256 == row.sha256.lower()
+    new = got[want.key]
+    assert before - dt.timedelta(milliseconds=1) <= new.created_at <= after
+    assert new == CachedRow.new(
+        "ab" * 32, "new", model=MODEL, language="fr", duration_s=1.5, created_at=new.created_at
+    )
 
 
 def test_writer_flushes_by_time_without_new_rows(tmp_path: Path) -> None:
