@@ -1062,16 +1062,7 @@ class Client:
             url, before, after = template
             data = b"".join((before, raw, after))
         else:
-            body = build_body(
-                file,
-                model=model,
-                language=language,
-                prompt=prompt,
-                temperature=temperature,
-                gateway=self._gateway,
-            )
-            gw = self._gateway
-            data = encode_body(body["input"] if gw is not None and gw.use_gateway_url else body)
+            data = encode_body(self._payload(file, model, language, prompt, temperature))
             url = self.url_for(model)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
@@ -1097,6 +1088,32 @@ class Client:
             )
             raise
 
+    def _payload(
+        self,
+        file: str,
+        model: str,
+        language: str | None,
+        prompt: str | None,
+        temperature: float | None,
+    ) -> dict[str, Any]:
+        """What is posted: :func:`build_body`, or its ``input`` alone for the AI
+        Gateway URL form.
+
+        Raises:
+            ConfigurationError: A parameter is invalid.
+        """
+        body = build_body(
+            file,
+            model=model,
+            language=language,
+            prompt=prompt,
+            temperature=temperature,
+            gateway=self._gateway,
+        )
+        gw = self._gateway
+        payload: dict[str, Any] = body["input"] if gw is not None and gw.use_gateway_url else body
+        return payload
+
     def _template(
         self, model: str, language: str | None, prompt: str | None, temperature: float | None
     ) -> tuple[str, bytes, bytes] | None:
@@ -1117,16 +1134,7 @@ class Client:
         except TypeError:
             return None
         if template is None:
-            body = build_body(
-                "data:,",
-                model=model,
-                language=language,
-                prompt=prompt,
-                temperature=temperature,
-                gateway=self._gateway,
-            )
-            gw = self._gateway
-            payload = body["input"] if gw is not None and gw.use_gateway_url else body
+            payload = self._payload("data:,", model, language, prompt, temperature)
             payload.get("input", payload)["file"] = ""
             around = _split_at_file(_JSON.encode(payload))
             if around is None:
