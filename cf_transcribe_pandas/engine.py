@@ -772,6 +772,7 @@ class _Run:
         return merged
 
     async def _produce(self, queue: asyncio.Queue[_Item | None]) -> None:
+        loop = asyncio.get_running_loop()
         batches: collections.deque[asyncio.Future[list[_Item]]] = collections.deque()
         batch: list[_Item] = []
         batch_bytes = 0
@@ -787,13 +788,25 @@ class _Run:
             return asyncio.ensure_future(self._resolve(start, stop))
 
         async def send_batch() -> None:
-            """Prepare the batch in a thread; queue the oldest batches' rows meanwhile."""
+            """Prepare the batch (on the loop, or in a thread while the oldest
+            batches' rows are queued); queue the oldest batch's rows, and those of
+            every batch prepared after it, with one cache lookup for them all (a
+            lookup costs about as much for 256 keys as for 64)."""
             nonlocal batch, batch_bytes
             if batch:
-                batches.append(asyncio.ensure_future(self._prepare_ahead(batch)))
+                if self._inline_skip == 0:  # prepared on the event loop, now
+                    prepared: asyncio.Future[list[_Item]] = loop.create_future()
+                    prepared.set_result(await self._prepare_ahead(batch))
+                    await asyncio.sleep(0)  # let answers in between batches
+                else:
+                    prepared = asyncio.ensure_future(self._prepare_ahead(batch))
+                batches.append(prepared)
                 batch, batch_bytes = [], 0
-            while len(batches) >= THREADS:
-                await self._enqueue(batches.popleft(), queue)
+            if len(batches) >= THREADS:
+                ready = [batches.popleft()]
+                while batches and batches[0].done():
+                    ready.append(batches.popleft())
+                await self._enqueue(ready, queue)
 
         async def ahead(item: _Item, size: int) -> None:
             nonlocal batch_bytes
@@ -833,8 +846,10 @@ class _Run:
                     else:
                         await queue.put(item)
                 await send_batch()
-                while batches:
-                    await self._enqueue(batches.popleft(), queue)
+                if batches:
+                    ready = list(batches)
+                    batches.clear()
+                    await self._enqueue(ready, queue)
             if self.stopping:
                 return
             for _ in range(self.opts.concurrency):
@@ -890,9 +905,9 @@ class _Run:
         return items
 
     async def _enqueue(
-        self, batch: asyncio.Future[list[_Item]], queue: asyncio.Queue[_Item | None]
+        self, batches: list[asyncio.Future[list[_Item]]], queue: asyncio.Queue[_Item | None]
     ) -> None:
-        items = await batch
+        items = [item for batch in batches for item in await batch]
         loaded = [item for item in items if item.loaded and item.key is not None]
         hits: dict[str, Hit] = {}
         if loaded and self.cache is not None:
@@ -1019,42 +1034,38 @@ class _Run:
         return await self._lookup_future(key)
 
     async def _lookup_many(self, keys: list[str]) -> dict[str, Hit]:
-        """The cache hits among ``keys`` (looked up as :meth:`_lookup` does).
+        """The cache hits among ``keys``: one lookup (see :meth:`_lookup_keys`),
+        with no future per key.
 
         A failed lookup is logged and counts as no hit: the rows are sent.
         """
-        results = await asyncio.gather(
-            *(self._lookup_future(key) for key in keys), return_exceptions=True
-        )
-        hits: dict[str, Hit] = {}
-        for key, result in zip(keys, results, strict=True):
-            if isinstance(result, tuple):
-                hits[key] = result
-            elif isinstance(result, BaseException):
-                if isinstance(result, asyncio.CancelledError):
-                    raise result
-                logger.warning("cache lookup failed (%s); sending the rows", result)
-                break
+        try:
+            return await self._lookup_keys(keys)
+        except Exception as exc:
+            logger.warning("cache lookup failed (%s); sending the rows", exc)
+            return {}
+
+    async def _lookup_keys(self, keys: list[str]) -> dict[str, Hit]:
+        """Look ``keys`` up inline while lookups are quick (a small cache), as a
+        thread hop costs more; in a thread once one was slow."""
+        cache = self.cache
+        assert cache is not None
+        if self._lookup_seconds <= INLINE_LOOKUP_SECONDS:
+            started = time.perf_counter()
+            hits = cache.lookup_results(keys)
+            self._lookup_seconds = time.perf_counter() - started
+        else:
+            hits, self._lookup_seconds = await self._offload(_timed_lookup, cache, keys)
         return hits
 
     async def _drain_lookups(self) -> None:
-        cache = self.cache
-        assert cache is not None
         try:
             while self.lookups:
                 batch, self.lookups = self.lookups, {}
                 try:
-                    # Inline while lookups are quick (a small cache): a thread hop
-                    # costs more. Slow ones go to a thread, and the keys asked for
-                    # meanwhile gather into the next lookup.
-                    if self._lookup_seconds <= INLINE_LOOKUP_SECONDS:
-                        started = time.perf_counter()
-                        hits = cache.lookup_results(list(batch))
-                        self._lookup_seconds = time.perf_counter() - started
-                    else:
-                        hits, self._lookup_seconds = await self._offload(
-                            _timed_lookup, cache, list(batch)
-                        )
+                    # The keys asked for while a lookup runs in a thread gather
+                    # into the next one.
+                    hits = await self._lookup_keys(list(batch))
                 except Exception as exc:
                     for futures in batch.values():
                         for future in futures:

@@ -303,3 +303,45 @@ def test_identical_audio_is_sent_once_with_or_without_a_cache(
     texts = out["audio_text"].tolist()
     assert texts[0] == texts[2] == texts[3] == texts[4] == texts[6]
     assert texts[1] == texts[5] != texts[0]
+
+
+def test_prepared_batches_share_one_cache_lookup_and_find_copies(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Short files prepared on the loop are looked up several batches at a time,
+    and the lookup still finds audio cached under another path (a copy): those
+    rows come from the cache, the rest are sent once."""
+    paths, shas = write_clips(tmp_path / "clips", 600, seed=300)
+    cache_dir = tmp_path / "cache"
+    first = pd.DataFrame({"audio": paths[::2]}).cfai.transcribe(
+        "audio", **emulator_kwargs(emulator, cache_dir, rate_limit=100_000)
+    )
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    values = []
+    for i, path in enumerate(paths):  # even rows: copies of cached files; odd: new
+        if i % 2 == 0:
+            values.append(str(copies / f"copy{i:04d}.wav"))
+            Path(values[-1]).write_bytes(Path(path).read_bytes())
+        else:
+            values.append(path)
+    calls: list[int] = []
+    real = Cache.lookup_results
+
+    def counted(self: Cache, keys: Any) -> Any:
+        keys = list(keys)
+        calls.append(len(keys))
+        return real(self, keys)
+
+    monkeypatch.setattr(Cache, "lookup_results", counted)
+    before = len(emulator.requests())
+    out = pd.DataFrame({"audio": values}).cfai.transcribe(
+        "audio", **emulator_kwargs(emulator, cache_dir, rate_limit=100_000)
+    )
+    sent = sorted(e["sha256"] for e in emulator.requests(since=before))
+    assert sent == sorted(shas[1::2])  # the copies were not sent again
+    assert out["audio_text"].iloc[::2].tolist() == first["audio_text"].tolist()
+    assert out["audio_text"].notna().all()
+    # 600 rows in batches of 64: one lookup per batch would be 10 calls.
+    assert sum(calls) >= 600
+    assert len(calls) <= 5, calls
