@@ -178,6 +178,7 @@ _MAX_RESCANS = 20
 _COMPACT_ROW_GROUP = 16 * 1024  # rows; a lookup hit reads one row group
 _SMALL_ROW_GROUP_BYTES = 256 * 1024  # read whole in a lookup's first pass
 _REMEMBER_BYTES = 32 * 1024 * 1024  # part files a Cache wrote, kept whole for its lookups
+_IN_MEMORY_WRITE_BYTES = 64 * 1024 * 1024  # a part file up to this is made in memory
 _READ_THREADS = min(8, 2 * (os.cpu_count() or 1))
 
 
@@ -595,9 +596,20 @@ def _write_parquet_atomic(
         if quick
         else {"compression": "zstd"}
     )
+    # Up to a size, the file is made in memory and written in one call: Parquet
+    # writing into a Python file object calls back into Python (taking the GIL)
+    # for every piece, which a busy event loop beside it makes slow.
+    data: pa.Buffer | None = None
+    if table.nbytes <= _IN_MEMORY_WRITE_BYTES:
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, row_group_size=row_group_size, **options)
+        data = sink.getvalue()
     try:
         with open(tmp, "xb") as fh:
-            pq.write_table(table, fh, row_group_size=row_group_size, **options)
+            if data is not None:
+                fh.write(data)
+            else:
+                pq.write_table(table, fh, row_group_size=row_group_size, **options)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, final)

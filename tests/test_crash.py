@@ -45,34 +45,31 @@ CONCURRENCY = 8
 FAST = 1_000_000  # requests/minute: pacing never limits these runs
 
 # The child: transcribe the paths listed in a JSON config, optionally with the
-# N-th Parquet write of the process cut in half and then stuck forever (so the
-# kill lands inside a write, deterministically).
+# N-th Parquet file of the process cut in half (when it is fsynced, before its
+# rename) and then stuck forever (so the kill lands inside a write,
+# deterministically).
 CHILD = r"""
-import io, json, sys, threading
+import json, os, stat, sys, threading
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import cf_transcribe_pandas  # registers df.cfai
 
 cfg = json.loads(sys.argv[1])
 stuck_at = cfg.get("stuck_at")
 if stuck_at:
-    real_write_table = pq.write_table
+    real_fsync = os.fsync
     writes = [0]
 
-    def write_table(table, where, **kwargs):
-        writes[0] += 1
-        if writes[0] < stuck_at or not hasattr(where, "write"):
-            return real_write_table(table, where, **kwargs)
-        buf = io.BytesIO()
-        real_write_table(table, buf, **kwargs)
-        data = buf.getvalue()
-        where.write(data[: len(data) // 2])
-        where.flush()
-        print("stuck", flush=True)
-        threading.Event().wait()
+    def fsync(fd):
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode):  # a part file's temporary file, not a directory
+            writes[0] += 1
+            if writes[0] >= stuck_at:
+                os.ftruncate(fd, st.st_size // 2)
+                print("stuck", flush=True)
+                threading.Event().wait()
+        return real_fsync(fd)
 
-    pq.write_table = write_table
+    os.fsync = fsync
 
 df = pd.DataFrame({"audio": cfg["paths"]})
 out = df.cfai.transcribe(
