@@ -826,6 +826,7 @@ class Cache:
         # part files never change once renamed into place, so these stay true.
         self._values: dict[tuple[str, str], dict[str, list[_Chunk]]] = {}
         self._remembered_bytes = 0  # of whole tables kept in _values (see _remember)
+        self._made: set[str] = set()  # subdirectories made by this Cache (see _write_part)
 
     def __repr__(self) -> str:
         return f"Cache({str(self.path)!r})"
@@ -871,12 +872,28 @@ class Cache:
         row_group_size: int | None = None,
         quick: bool = False,
     ) -> Path:
-        directory = self._ensure_dir(sub)
-        name = _new_part_name(created_ns)
-        final = directory / name
-        _write_parquet_atomic(
-            table, final, temp_name=f".{name}.tmp", row_group_size=row_group_size, quick=quick
-        )
+        for attempt in range(2):
+            # The directory is made (and VERSION, README.txt written) once per Cache,
+            # and again if it has gone since (a `clear` from elsewhere).
+            if sub not in self._made:
+                self._ensure_dir(sub)
+                self._made.add(sub)
+            name = _new_part_name(created_ns)
+            final = self.path / sub / name
+            try:
+                _write_parquet_atomic(
+                    table,
+                    final,
+                    temp_name=f".{name}.tmp",
+                    row_group_size=row_group_size,
+                    quick=quick,
+                )
+            except FileNotFoundError:
+                self._made.discard(sub)
+                if attempt:
+                    raise
+                continue
+            break
         return final
 
     @staticmethod

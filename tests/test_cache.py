@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -362,6 +363,23 @@ def test_writer_rows_read_back_as_written_whatever_their_created_at(tmp_path: Pa
     assert new == CachedRow.new(
         "ab" * 32, "new", model=MODEL, language="fr", duration_s=1.5, created_at=new.created_at
     )
+
+
+def test_a_cache_writes_again_after_its_directory_is_removed(tmp_path: Path) -> None:
+    """A Cache makes its directories once; if they vanish (a clear or an rm from
+    elsewhere) the next write makes them again instead of failing."""
+    cache = Cache(tmp_path / "cache")
+    with cache.writer(flush_rows=1, flush_seconds=None) as w:
+        w.add(make_row(1))
+        shutil.rmtree(tmp_path / "cache")
+        w.add(make_row(2))
+    cache.memo_put("/a.wav", 1, 2, sha(3))
+    shutil.rmtree(tmp_path / "cache" / "memo")
+    cache.memo_put("/b.wav", 1, 2, sha(4))
+    fresh = Cache(tmp_path / "cache")
+    assert set(fresh.lookup([make_row(1).key, make_row(2).key])) == {make_row(2).key}
+    assert fresh.memo_get("/b.wav", 1, 2) == sha(4)
+    assert (tmp_path / "cache" / "VERSION").exists()
 
 
 def test_writer_flushes_by_time_without_new_rows(tmp_path: Path) -> None:
