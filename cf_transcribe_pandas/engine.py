@@ -11,9 +11,10 @@ One run, rows flowing one way::
       -> cached rows are done; a row whose key is already queued joins that
          row's group (dedupe)
       -> short clips (in memory, or small local files not in the memo) are
-         read, hashed, looked up and prepared in batches, on the event loop
-         while that is cheap (a thread hop costs more than the work), else
-         in the thread pool; the others go to the bounded queue as they are
+         read, hashed and prepared in batches, on the event loop while that is
+         cheap (a thread hop costs more than the work), else in the thread
+         pool, and looked up in the cache several batches at a time; the
+         others go to the bounded queue as they are
     `concurrency` workers, each one row at a time:
       -> large files: read + hash, cache lookup, dedupe, prepare in a thread
          (sniff, re-encode, split), within a byte budget
