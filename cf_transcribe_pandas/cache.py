@@ -892,9 +892,9 @@ class Cache:
                 self._made.discard(sub)
                 if attempt:
                     raise
-                continue
-            break
-        return final
+            else:
+                return final
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     @staticmethod
     def _rows_table(rows: Sequence[_RowValues]) -> pa.Table:

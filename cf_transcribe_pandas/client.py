@@ -586,12 +586,9 @@ def encode_body(payload: dict[str, Any]) -> bytes:
         The body bytes.
     """
     inp = payload.get("input", payload)
-    file = inp.get("file") if isinstance(inp, dict) else None
-    raw = _plain_data_uri(file)
+    raw = _plain_data_uri(inp.get("file") if isinstance(inp, dict) else None)
     if raw is not None:
-        blank = {**inp, "file": ""}
-        rest = {**payload, "input": blank} if inp is not payload else blank
-        around = _split_at_file(_JSON.encode(rest))
+        around = _around_file(payload)
         if around is not None:
             return b"".join((around[0], raw, around[1]))
     return _JSON.encode(payload).encode("utf-8")
@@ -612,13 +609,16 @@ def _plain_data_uri(file: object) -> bytes | None:
     return raw
 
 
-def _split_at_file(encoded: str) -> tuple[bytes, bytes] | None:
-    """A body encoded with ``"file":""`` as the bytes before and after the file's
-    value (None if the key is not there once).
+def _around_file(payload: dict[str, Any]) -> tuple[bytes, bytes] | None:
+    """``payload`` (a body, or its ``input`` alone) encoded, as the bytes before
+    and after the file's value (None if the key is not there once).
 
     Inside a JSON string every quote is escaped, so '"file":""' is a key with an
     empty value: ours, unless the payload has another.
     """
+    inp = payload.get("input", payload)
+    blank = {**inp, "file": ""}
+    encoded = _JSON.encode({**payload, "input": blank} if inp is not payload else blank)
     before, *after = encoded.split('"file":""')
     if len(after) != 1:
         return None
@@ -1134,9 +1134,7 @@ class Client:
         except TypeError:
             return None
         if template is None:
-            payload = self._payload("data:,", model, language, prompt, temperature)
-            payload.get("input", payload)["file"] = ""
-            around = _split_at_file(_JSON.encode(payload))
+            around = _around_file(self._payload("data:,", model, language, prompt, temperature))
             if around is None:
                 return None
             if len(self._templates) >= _MAX_TEMPLATES:  # e.g. a prompt per row

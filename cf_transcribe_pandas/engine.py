@@ -773,7 +773,6 @@ class _Run:
         return merged
 
     async def _produce(self, queue: asyncio.Queue[_Item | None]) -> None:
-        loop = asyncio.get_running_loop()
         batches: collections.deque[asyncio.Future[list[_Item]]] = collections.deque()
         batch: list[_Item] = []
         batch_bytes = 0
@@ -795,14 +794,11 @@ class _Run:
             lookup costs about as much for 256 keys as for 64)."""
             nonlocal batch, batch_bytes
             if batch:
-                if self._inline_skip == 0:  # prepared on the event loop, now
-                    prepared: asyncio.Future[list[_Item]] = loop.create_future()
-                    prepared.set_result(await self._prepare_ahead(batch))
-                    await asyncio.sleep(0)  # let answers in between batches
-                else:
-                    prepared = asyncio.ensure_future(self._prepare_ahead(batch))
+                prepared = self._prepare_ahead(batch)
                 batches.append(prepared)
                 batch, batch_bytes = [], 0
+                if prepared.done():  # prepared on the loop: let answers in between batches
+                    await asyncio.sleep(0)
             if len(batches) >= THREADS:
                 ready = [batches.popleft()]
                 while batches and batches[0].done():
@@ -861,8 +857,9 @@ class _Run:
             for future in batches:
                 future.cancel()
 
-    async def _prepare_ahead(self, items: list[_Item]) -> list[_Item]:
-        """Prepare a batch of short clips: on the event loop while that is cheap.
+    def _prepare_ahead(self, items: list[_Item]) -> asyncio.Future[list[_Item]]:
+        """Prepare a batch of short clips: on the event loop while that is cheap
+        (the future returned is then done already), else in the thread pool.
 
         A thread hop costs more CPU than preparing a short clip (the GIL changes
         hands around every read and hash), so batches run inline as long as
@@ -872,7 +869,7 @@ class _Run:
         """
         if self._inline_skip > 0:
             self._inline_skip -= 1
-            return await self._offload(self._prepare_items, items)
+            return asyncio.ensure_future(self._offload(self._prepare_items, items))
         started = time.perf_counter()
         self._prepare_items(items)
         if time.perf_counter() - started <= INLINE_ROW_SECONDS * len(items):
@@ -882,7 +879,9 @@ class _Run:
             if self._slow_batches >= 2:
                 self._slow_batches = 0
                 self._inline_skip = INLINE_RETRY_BATCHES
-        return items
+        prepared: asyncio.Future[list[_Item]] = asyncio.get_running_loop().create_future()
+        prepared.set_result(items)
+        return prepared
 
     def _prepare_items(self, items: list[_Item]) -> list[_Item]:
         """In a thread: prepare a batch of short clips (reading and hashing local files)."""
