@@ -12,14 +12,13 @@ own thread pool; a run leaves no thread or session behind, even when cancelled.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 import threading
 from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any
 
-from cf_transcribe_pandas.audio import Part, Source, prepare, split_part
+from cf_transcribe_pandas.audio import Part, Source, prepare
 from cf_transcribe_pandas.cache import CachedRow
 from cf_transcribe_pandas.client import Client
 from cf_transcribe_pandas.engine.budget import WORKING_SET_FACTOR, ByteBudget
@@ -27,11 +26,10 @@ from cf_transcribe_pandas.engine.control import RunControl, Stopped
 from cf_transcribe_pandas.engine.options import RunOptions
 from cf_transcribe_pandas.engine.outcome import Hit, Outcome, unexpected, with_label
 from cf_transcribe_pandas.engine.pacing import Limiter, RateLimiter
-from cf_transcribe_pandas.engine.parts import transcribe_parts
 from cf_transcribe_pandas.engine.plan import Job, Plan, Planner, key_for
 from cf_transcribe_pandas.engine.progress import Recorder
 from cf_transcribe_pandas.engine.results import RunResult
-from cf_transcribe_pandas.engine.retry import RetryPolicy, send_with_retries
+from cf_transcribe_pandas.engine.send import Sender
 from cf_transcribe_pandas.engine.store import RunStore
 from cf_transcribe_pandas.engine.threads import Offloader
 from cf_transcribe_pandas.errors import TranscribeError
@@ -82,17 +80,27 @@ class Run:
         self.limiter: Limiter = options.limiter or RateLimiter(
             options.rate_limit, on_rate_change=self.recorder.rate_changed
         )
-        self.policy = RetryPolicy(
-            options.max_retries, options.row_deadline, options.backoff_base, options.backoff_cap
-        )
         self.budget = ByteBudget(options.max_bytes_in_flight)
         self.threads = Offloader()
+        self.client = Client(  # its session is made by the first request
+            options.credentials,
+            timeout=options.timeout,
+            max_connections=options.concurrency,
+            gateway=options.gateway,
+        )
+        self.sender = Sender(
+            self.client,
+            options,
+            limiter=self.limiter,
+            control=self.control,
+            recorder=self.recorder,
+            threads=self.threads,
+        )
         self.store = (
             RunStore(options.cache, flush_rows=2 * options.concurrency)
             if options.cache is not None
             else None
         )
-        self.client: Client | None = None
         self.groups: dict[str, Job] = {}
         self.cancelled = threading.Event()
         self.secret = options.credentials.api_token
@@ -123,15 +131,8 @@ class Run:
             self.recorder.skipped(row)
 
     async def _send_jobs(self, jobs: list[Job]) -> None:
-        opts = self.opts
-        self.client = Client(
-            opts.credentials,
-            timeout=opts.timeout,
-            max_connections=opts.concurrency,
-            gateway=opts.gateway,
-        )
         queue = iter(jobs)  # shared by the workers
-        workers = min(opts.concurrency, len(jobs))
+        workers = min(self.opts.concurrency, len(jobs))
         self.control.tasks = [asyncio.ensure_future(self._worker(queue)) for _ in range(workers)]
         done, _ = await asyncio.wait(self.control.tasks, return_when=asyncio.FIRST_EXCEPTION)
         for task in done:
@@ -148,8 +149,7 @@ class Run:
         if tasks:
             await asyncio.wait(tasks)
         try:
-            if self.client is not None:
-                await self.client.close()
+            await self.client.close()
         finally:
             try:
                 if self.store is not None:
@@ -171,12 +171,13 @@ class Run:
 
     async def _process(self, job: Job) -> None:
         source = job.source
+        language, prompt = self.languages[job.row], self.prompts[job.row]
         held = 0
         if not source.passthrough:
             held = await self.budget.acquire(WORKING_SET_FACTOR * (job.size or 0))
         try:
             if source.passthrough:
-                outcome = await self._outcome(job, self._send_url(job))
+                outcome = await self.sender.url(job, language, prompt)
             else:
                 prepared = await (self._identify(job) if job.key is None else self._parts(job))
                 if prepared is None:
@@ -184,7 +185,7 @@ class Run:
                 if isinstance(prepared, Outcome):
                     outcome = prepared
                 else:
-                    outcome = await self._outcome(job, self._send_parts(job, prepared))
+                    outcome = await self.sender.parts(job, prepared, language, prompt)
             self._finish(job, outcome)
         finally:
             if held:
@@ -241,60 +242,6 @@ class Run:
         except Exception as exc:  # a bug must cost one row, not the run
             return Outcome(None, unexpected(exc, label, self.secret))
 
-    async def _send_url(self, job: Job) -> tuple[str, float | None]:
-        """A passed-through https URL: one request, the URL as the file."""
-        assert job.source.url is not None
-        return await self._send(job, job.source.url, self.prompts[job.row]), None
-
-    async def _send_parts(self, job: Job, parts: list[Part]) -> tuple[str, float | None]:
-        label = job.source.label
-        return await transcribe_parts(
-            parts,
-            send=functools.partial(self._send, job),
-            split=lambda part: self.threads.run(functools.partial(split_part, label=label), part),
-            prompt=self.prompts[job.row],
-            label=label,
-        )
-
-    async def _outcome(
-        self, job: Job, sending: Coroutine[Any, Any, tuple[str, float | None]]
-    ) -> Outcome:
-        """Await ``sending``: the row's outcome (its errors caught, a bug costing one row)."""
-        label = job.source.label
-        try:
-            text, duration = await sending
-        except Stopped:
-            raise
-        except TranscribeError as exc:
-            return Outcome(None, with_label(exc, label))
-        except Exception as exc:  # a bug must cost one row, not the run
-            return Outcome(None, unexpected(exc, label, self.secret))
-        return Outcome(text, None, duration, self.opts.model)
-
-    async def _send(self, job: Job, file: str, prompt: str | None) -> str:
-        """One request of ``job`` (a whole file or one part), through the retry layer."""
-        client = self.client
-        assert client is not None
-        opts = self.opts
-        language = self.languages[job.row]
-
-        async def once() -> str:
-            self.result.requests += 1
-            return await client.transcribe(
-                file,
-                model=opts.model,
-                language=language,
-                prompt=prompt,
-                temperature=opts.temperature,
-            )
-
-        def retrying(attempt: int, delay: float, exc: TranscribeError) -> None:
-            self.recorder.retrying(job.row, job.source.label, attempt, delay, exc)
-
-        return await send_with_retries(
-            once, limiter=self.limiter, policy=self.policy, control=self.control, on_retry=retrying
-        )
-
     # -- finishing rows
 
     def _finish(self, job: Job, outcome: Outcome) -> None:
@@ -307,18 +254,17 @@ class Run:
             self.control.row_failed(outcome.error)
         elif self.store is not None and outcome.text is not None and job.sha256 is not None:
             opts = self.opts
-            self.store.add(
-                CachedRow.new(
-                    job.sha256,
-                    outcome.text,
-                    model=opts.model,
-                    language=self.languages[job.row],
-                    prompt=self.prompts[job.row],
-                    temperature=opts.temperature,
-                    encode=opts.encode,
-                    duration_s=outcome.duration,
-                )
+            entry = CachedRow.new(
+                job.sha256,
+                outcome.text,
+                model=opts.model,
+                language=self.languages[job.row],
+                prompt=self.prompts[job.row],
+                temperature=opts.temperature,
+                encode=opts.encode,
+                duration_s=outcome.duration,
             )
+            self.store.add(entry)
 
     def _fail(self, row: int, error: TranscribeError) -> None:
         self.recorder.failed(row, error)
