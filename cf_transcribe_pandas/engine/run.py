@@ -191,27 +191,35 @@ class Run:
             if held:
                 self.budget.release(held)
 
-    def _load(self, job: Job) -> tuple[bytes, Hit | None]:
-        """In a thread: read and hash the audio, find its key and its cache hit."""
+    def _load(self, job: Job) -> tuple[Hit | None, list[Part] | TranscribeError | None]:
+        """In a thread: read and hash the audio, find its key and its cache hit;
+        prepare it when it is not cached (the parts, or why it cannot be sent)."""
         data = job.source.read()
         job.sha256 = hashlib.sha256(data).hexdigest()
         job.key = key_for(self.opts, job.sha256, self.languages[job.row], self.prompts[job.row])
-        return data, (self.store.lookup(job.key) if self.store is not None else None)
+        hit = self.store.lookup(job.key) if self.store is not None else None
+        if hit is not None:
+            return hit, None
+        try:
+            return None, _prepare(job.source, data, self.opts)
+        except TranscribeError as exc:
+            return None, exc
 
     async def _identify(self, job: Job) -> list[Part] | Outcome | None:
-        """A job whose key is not known: read, hash, look up, dedupe, then prepare.
+        """A job whose key is not known: read, hash, look up, prepare, dedupe.
 
         Returns:
             The parts (or the preparation's error) to send; None when the row
             is settled (from the cache, as a copy of another row, or failed).
         """
+        label = job.source.label
         try:
-            data, hit = await self.threads.run(self._load, job)
+            hit, prepared = await self.threads.run(self._load, job)
         except TranscribeError as exc:
             self._fail(job.row, exc)
             return None
         except Exception as exc:  # a bug must cost one row, not the run
-            self._fail(job.row, unexpected(exc, job.source.label, self.secret))
+            self._fail(job.row, unexpected(exc, label, self.secret))
             return None
         assert job.key is not None
         assert job.sha256 is not None
@@ -230,13 +238,16 @@ class Run:
                 group.followers.append(job.row)
             return None
         self.groups[job.key] = job
-        return await self._parts(job, data)
+        if isinstance(prepared, TranscribeError):
+            return Outcome(None, with_label(prepared, label))
+        assert prepared is not None
+        return prepared
 
-    async def _parts(self, job: Job, data: bytes | None = None) -> list[Part] | Outcome:
-        """The job's parts, prepared in a thread (read first unless ``data``), or its error."""
+    async def _parts(self, job: Job) -> list[Part] | Outcome:
+        """The job's parts, read and prepared in a thread, or its error."""
         label = job.source.label
         try:
-            return await self.threads.run(_prepare, job.source, data, self.opts)
+            return await self.threads.run(_prepare, job.source, None, self.opts)
         except TranscribeError as exc:
             return Outcome(None, with_label(exc, label))
         except Exception as exc:  # a bug must cost one row, not the run
