@@ -836,6 +836,20 @@ async def test_cancelling_atranscribe_keeps_finished_rows_and_leaves_nothing_beh
     assert loop_errors == []
 
 
+async def test_cancelling_while_the_rows_are_planned_leaves_no_thread_behind(
+    run_kwargs: dict[str, Any],
+) -> None:
+    threads_before = set(threading.enumerate())
+    # Enough rows that the plan (hashing, keys, the cache lookup) is still going on.
+    df = pd.DataFrame({"audio": [f"clip {i}".encode() for i in range(200_000)]})
+    task = asyncio.ensure_future(df.cfai.atranscribe("audio", **run_kwargs))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert set(threading.enumerate()) == threads_before
+
+
 _CHILD = textwrap.dedent(
     """
     import sys
