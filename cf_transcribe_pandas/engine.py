@@ -1156,13 +1156,12 @@ class _Run:
             self.result.requests += 1
             self.sending.add(task)
             try:
-                text = await client._transcribe(
+                text = await client.transcribe(
                     file,
                     model=opts.model,
                     language=language,
                     prompt=prompt,
                     temperature=opts.temperature,
-                    plain=plain,
                 )
             except AccountError as exc:
                 self._stop(exc)

@@ -1,8 +1,8 @@
 """The fast paths of a run give the same answers as the plain ones.
 
-Each shortcut taken for speed (a spliced JSON body, a path kept as a str,
-short clips prepared on the event loop, lookups that return tuples, part
-files remembered when written) is checked against the general code it
+Each shortcut taken for speed (a path kept as a str, short clips prepared
+on the event loop, lookups that return tuples, part files remembered when
+written) is checked against the general code it
 stands in for, so a wrong shortcut fails here rather than in a benchmark.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -19,70 +18,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from clips import emulator_kwargs, wav_bytes, write_clips
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from cf_transcribe_pandas import cache as cache_module
 from cf_transcribe_pandas import engine
 from cf_transcribe_pandas.audio import to_source
 from cf_transcribe_pandas.cache import Cache, CachedRow
-from cf_transcribe_pandas.client import build_body, encode_body
 from cf_transcribe_pandas.emulator import Emulator
 
 MODEL = "openai/gpt-4o-transcribe"
-
-
-def _reference(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-# ---------------------------------------------------------------- the request body
-
-_B64 = st.binary(max_size=300).map(lambda b: base64.b64encode(b).decode("ascii"))
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    payload=_B64,
-    mime=st.sampled_from(["audio/wav", "audio/mpeg", 'we"ird\\mime', "audio/é"]),
-    language=st.none() | st.sampled_from(["en", "fr", "EN"]),
-    prompt=st.none() | st.text(max_size=40),
-    temperature=st.none() | st.floats(0, 1),
-)
-def test_encode_body_equals_json_dumps(
-    payload: str, mime: str, language: str | None, prompt: str | None, temperature: float | None
-) -> None:
-    body = build_body(
-        f"data:{mime};base64,{payload}", language=language, prompt=prompt, temperature=temperature
-    )
-    assert encode_body(body) == _reference(body)
-    assert encode_body(body["input"]) == _reference(body["input"])  # the gateway-URL form
-
-
-@pytest.mark.parametrize(
-    "file",
-    [
-        "https://example.com/a.wav",
-        "data:audio/wav;base64,not base64 at all",
-        'data:audio/wav;base64,ab"cd',
-        "data:audio/wav;base64,ab\\cd",
-        "data:audio/wav;base64,ab\x01cd",
-        "data:audio/wav;base64,abcé",
-        "data:audio/wav,plain%20text",
-    ],
-)
-def test_encode_body_escapes_what_is_not_base64(file: str) -> None:
-    body = (
-        build_body(file) if file.startswith("https") else {"model": MODEL, "input": {"file": file}}
-    )
-    assert encode_body(body) == _reference(body)
-    assert json.loads(encode_body(body)) == body
-
-
-def test_encode_body_with_a_second_empty_file_key_falls_back() -> None:
-    uri = "data:audio/wav;base64," + base64.b64encode(b"abc").decode()
-    body = {"model": MODEL, "options": {"file": ""}, "input": {"file": uri}}
-    assert json.loads(encode_body(body)) == body
 
 
 # ---------------------------------------------------------------- local paths as str
