@@ -87,19 +87,7 @@ def estimate(
     probes = probe_rows(
         values, cache=cache, fetch_urls=fetch_urls, workers=workers, progress=progress
     )
-    keys = [
-        cache_key(
-            probe.sha256,
-            model=model,
-            language=langs[row],
-            prompt=prompt_list[row],
-            temperature=temperature,
-            encode=encode,
-        )
-        if probe.status == "ok" and probe.sha256 is not None
-        else None
-        for row, probe in enumerate(probes)
-    ]
+    keys = _keys(probes, langs, prompt_list, model=model, temperature=temperature, encode=encode)
     first: dict[str, int] = {}
     for row, key in enumerate(keys):
         if key is not None:
@@ -118,6 +106,31 @@ def estimate(
         plan = plan_parts(probe, encode=encode, limit_s=limit_s) if status == "send" else None
         tally.add(status, probe, plan)
     return tally.result()
+
+
+def _keys(
+    probes: list[RowProbe],
+    languages: list[str | None],
+    prompts: list[str | None],
+    *,
+    model: str,
+    temperature: float | None,
+    encode: str,
+) -> list[str | None]:
+    """The cache key of each readable row (None for the others), as the run makes it."""
+    return [
+        cache_key(
+            probe.sha256,
+            model=model,
+            language=language,
+            prompt=prompt,
+            temperature=temperature,
+            encode=encode,
+        )
+        if probe.status == "ok" and probe.sha256 is not None
+        else None
+        for probe, language, prompt in zip(probes, languages, prompts, strict=True)
+    ]
 
 
 def _status(
