@@ -1,4 +1,4 @@
-"""audio.py: inputs, sniffing, validation, re-encoding, splitting, text joins.
+"""audio/: inputs, sniffing, validation, re-encoding, splitting, text joins.
 
 The real clips in tests/data/audio cover every container the service takes
 and three it refuses; tests/nasty_audio.py writes the bad and odd inputs.
@@ -15,6 +15,7 @@ import io
 import itertools
 import math
 import os
+import subprocess
 import sys
 import threading
 import uuid
@@ -894,16 +895,43 @@ def test_duration_math_of_limits() -> None:
     assert math.isclose(MAX_REQUEST_SECONDS, 1500.0)
 
 
-def test_plain_pcm_wav_is_validated_from_its_header_alone() -> None:
-    """A complete 16-bit PCM WAV skips FFmpeg; the result matches the full inspection."""
-    from cf_transcribe_pandas.audio import _plain_wav
-
+def test_plain_pcm_wav_is_sent_as_is_and_a_cut_one_refused() -> None:
+    """A complete 16-bit PCM WAV goes byte for byte with its header's length; the same
+    file cut short, or its header alone, is refused before any request."""
     data = (DATA / "s00_en_wav.wav").read_bytes()
-    fast = _plain_wav(data)
-    assert fast is not None
-    assert fast.fmt == "wav"
-    assert fast.codec == "pcm_s16le"
-    assert fast.header_duration == pytest.approx(3.691, abs=0.01)
-    # Cut short, or a header alone: not plain, so the PyAV path judges it.
-    assert _plain_wav(data[: len(data) // 2]) is None
-    assert _plain_wav(b"RIFF\x00\x00\x00\x00WAVE") is None
+    (part,) = prepare(data, label="plain.wav")
+    assert part.audio() == data
+    assert not part.reencoded
+    assert part.duration_s == pytest.approx(3.691, abs=0.01)
+    info = probe(data)
+    assert (info.format, info.codec, info.accepted) == ("wav", "pcm_s16le", True)
+    with pytest.raises(AudioError, match="truncated") as cut:
+        prepare(data[: len(data) // 2], label="cut.wav")
+    assert cut.value.code == "unreadable_audio"
+    with pytest.raises(AudioError) as bare:
+        prepare(b"RIFF\x00\x00\x00\x00WAVE", label="bare.wav")
+    assert bare.value.code in ("empty_file", "unreadable_audio")
+
+
+def test_source_open_reads_in_place_and_names_errors(tmp_path: Path) -> None:
+    data = (DATA / "s02_en_mp3.mp3").read_bytes()
+    for value in (DATA / "s02_en_mp3.mp3", data, data_uri(data, "audio/mpeg")):
+        with to_source(value).open() as f:
+            assert f.read(4) == data[:4]
+            f.seek(0, io.SEEK_END)
+            assert f.tell() == len(data)
+    with pytest.raises(AudioError) as info, to_source(tmp_path / "gone.mp3").open():
+        pass
+    assert info.value.code == "file_not_found"
+
+
+def test_importing_the_package_does_not_load_pyav() -> None:
+    """PyAV (FFmpeg, ~16 MB) loads only when audio is decoded, probed or encoded."""
+    code = (
+        "import sys, cf_transcribe_pandas\n"
+        "from cf_transcribe_pandas.audio import sha256_of, to_source\n"
+        f"sha256_of(to_source({str(DATA / 's00_en_wav.wav')!r}))\n"
+        "assert 'av' not in sys.modules, 'av imported'\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
