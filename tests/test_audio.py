@@ -65,8 +65,10 @@ from cf_transcribe_pandas.audio import (
     data_uri,
     join_prompt,
     join_texts,
+    local_path,
     looks_cut,
     mime_for,
+    path_stat_key,
     prepare,
     probe,
     request_bytes,
@@ -523,6 +525,49 @@ def test_stat_key_changes_when_the_file_does(tmp_path: Path) -> None:
     assert to_source(path).stat_key() != before
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "{t}/real/a.wav",
+        "real/a.wav",
+        "./real/a.wav",
+        "{t}/link_dir/a.wav",
+        "{t}/real/link.wav",
+        "{t}/real/../real/a.wav",
+        "link_dir/../real/a.wav",
+    ],
+)
+def test_stat_key_with_a_run_s_resolved_directories_is_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """A run shares resolved directories between rows; the keys stay those of realpath."""
+    real = tmp_path / "real"
+    real.mkdir()
+    write_wav(real / "a.wav", to_int16(tone(0.2)))
+    (tmp_path / "link_dir").symlink_to(real)
+    (real / "link.wav").symlink_to(real / "a.wav")
+    monkeypatch.chdir(tmp_path)
+    fspath = local_path(value.format(t=tmp_path))
+    assert fspath is not None
+    key = path_stat_key(fspath)
+    assert key[0] == os.path.realpath(real / "a.wav")
+    assert key[1] == (real / "a.wav").stat().st_size
+    dirs: dict[str, str] = {}
+    assert path_stat_key(str(real / "a.wav"), dirs)[0] == key[0]  # a directory resolved
+    assert path_stat_key(fspath, dirs) == key
+    assert to_source(value.format(t=tmp_path)).stat_key(dirs) == key
+    with pytest.raises(AudioError) as info:
+        path_stat_key(str(real / "gone.wav"), dirs)
+    assert info.value.code == "file_not_found"
+
+
+def test_local_path_takes_only_str_paths() -> None:
+    assert local_path("a//b.wav") == str(Path("a//b.wav"))
+    assert local_path(" clip.wav ") == " clip.wav "
+    for value in ("", "  ", "data:audio/wav;base64,AAAA", "s3://b/a.wav", "file:///a.wav", b"x"):
+        assert local_path(value) is None
+
+
 @pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
 def test_bytes_like_values(kind: Any) -> None:
     data = (DATA / "s02_en_mp3.mp3").read_bytes()
@@ -553,6 +598,17 @@ def test_data_uri_is_decoded_and_its_mime_ignored() -> None:
     assert sha256_of(source) == hashlib.sha256(data).hexdigest()  # the original bytes
     (part,) = prepare(source.read(), label=source.label)
     assert part.data_uri == data_uri(data, "audio/mpeg")
+
+
+def test_data_uri_encodings() -> None:
+    data = bytes(range(250, 256)) * 3
+    urlsafe = base64.urlsafe_b64encode(data).decode()
+    assert "-" in urlsafe or "_" in urlsafe
+    assert to_source(f"data:audio/wav;base64,{urlsafe}").read() == data
+    assert to_source("data:audio/wav,%00%01abc").read() == b"\x00\x01abc"
+    with pytest.raises(AudioError, match="base64 is malformed") as info:
+        to_source("data:audio/wav;base64,AAAAA").read()
+    assert info.value.code == "unsupported_input"
 
 
 def test_malformed_data_uri() -> None:
