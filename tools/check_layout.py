@@ -24,9 +24,12 @@ from pathlib import Path
 
 MAX_MODULE_LINES = 400
 MAX_CLASS_LINES = 250
-ALLOWED = frozenset({"_exit", "_getframe", "_asdict", "_replace", "_fields", "_make", "_meta"})
+ALLOWED = frozenset(
+    {"_exit", "_getframe", "_asdict", "_replace", "_fields", "_make", "_meta", "_SubParsersAction"}
+)
 """Private-looking names that are public API: os._exit, sys._getframe, namedtuple
-methods, and dask collections' ``_meta`` (the documented empty frame of a collection)."""
+methods, dask collections' ``_meta`` (the documented empty frame of a collection)
+and argparse._SubParsersAction (the type of ``add_subparsers()``, for annotations)."""
 
 
 def _private(name: str) -> bool:
