@@ -40,7 +40,10 @@ bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/compare.py --quick
 
 coverage: $(STAMP)
-	$(BIN)/python -m pytest -q --cov=cf_transcribe_pandas --cov-report=term
+	rm -f .coverage .coverage.*
+	$(BIN)/python -m coverage run -m pytest -q
+	$(BIN)/python -m coverage combine -q
+	$(BIN)/python -m coverage report
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
