@@ -22,6 +22,7 @@ from cf_transcribe_pandas.errors import (
     ServiceTimeoutError,
     TranscribeError,
 )
+from cf_transcribe_pandas.options import TranscribeOptions
 
 __all__ = [
     "AccountError",
@@ -45,5 +46,6 @@ __all__ = [
     "ServiceError",
     "ServiceTimeoutError",
     "TranscribeError",
+    "TranscribeOptions",
     "__version__",
 ]

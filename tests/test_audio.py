@@ -1,4 +1,4 @@
-"""audio.py: inputs, sniffing, validation, re-encoding, splitting, text joins.
+"""audio/: inputs, sniffing, validation, re-encoding, splitting, text joins.
 
 The real clips in tests/data/audio cover every container the service takes
 and three it refuses; tests/nasty_audio.py writes the bad and odd inputs.
@@ -15,6 +15,7 @@ import io
 import itertools
 import math
 import os
+import subprocess
 import sys
 import threading
 import uuid
@@ -64,8 +65,10 @@ from cf_transcribe_pandas.audio import (
     data_uri,
     join_prompt,
     join_texts,
+    local_path,
     looks_cut,
     mime_for,
+    path_stat_key,
     prepare,
     probe,
     request_bytes,
@@ -522,6 +525,49 @@ def test_stat_key_changes_when_the_file_does(tmp_path: Path) -> None:
     assert to_source(path).stat_key() != before
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "{t}/real/a.wav",
+        "real/a.wav",
+        "./real/a.wav",
+        "{t}/link_dir/a.wav",
+        "{t}/real/link.wav",
+        "{t}/real/../real/a.wav",
+        "link_dir/../real/a.wav",
+    ],
+)
+def test_stat_key_with_a_run_s_resolved_directories_is_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """A run shares resolved directories between rows; the keys stay those of realpath."""
+    real = tmp_path / "real"
+    real.mkdir()
+    write_wav(real / "a.wav", to_int16(tone(0.2)))
+    (tmp_path / "link_dir").symlink_to(real)
+    (real / "link.wav").symlink_to(real / "a.wav")
+    monkeypatch.chdir(tmp_path)
+    fspath = local_path(value.format(t=tmp_path))
+    assert fspath is not None
+    key = path_stat_key(fspath)
+    assert key[0] == os.path.realpath(real / "a.wav")
+    assert key[1] == (real / "a.wav").stat().st_size
+    dirs: dict[str, str] = {}
+    assert path_stat_key(str(real / "a.wav"), dirs)[0] == key[0]  # a directory resolved
+    assert path_stat_key(fspath, dirs) == key
+    assert to_source(value.format(t=tmp_path)).stat_key(dirs) == key
+    with pytest.raises(AudioError) as info:
+        path_stat_key(str(real / "gone.wav"), dirs)
+    assert info.value.code == "file_not_found"
+
+
+def test_local_path_takes_only_str_paths() -> None:
+    assert local_path("a//b.wav") == str(Path("a//b.wav"))
+    assert local_path(" clip.wav ") == " clip.wav "
+    for value in ("", "  ", "data:audio/wav;base64,AAAA", "s3://b/a.wav", "file:///a.wav", b"x"):
+        assert local_path(value) is None
+
+
 @pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
 def test_bytes_like_values(kind: Any) -> None:
     data = (DATA / "s02_en_mp3.mp3").read_bytes()
@@ -552,6 +598,17 @@ def test_data_uri_is_decoded_and_its_mime_ignored() -> None:
     assert sha256_of(source) == hashlib.sha256(data).hexdigest()  # the original bytes
     (part,) = prepare(source.read(), label=source.label)
     assert part.data_uri == data_uri(data, "audio/mpeg")
+
+
+def test_data_uri_encodings() -> None:
+    data = bytes(range(250, 256)) * 3
+    urlsafe = base64.urlsafe_b64encode(data).decode()
+    assert "-" in urlsafe or "_" in urlsafe
+    assert to_source(f"data:audio/wav;base64,{urlsafe}").read() == data
+    assert to_source("data:audio/wav,%00%01abc").read() == b"\x00\x01abc"
+    with pytest.raises(AudioError, match="base64 is malformed") as info:
+        to_source("data:audio/wav;base64,AAAAA").read()
+    assert info.value.code == "unsupported_input"
 
 
 def test_malformed_data_uri() -> None:
@@ -894,16 +951,43 @@ def test_duration_math_of_limits() -> None:
     assert math.isclose(MAX_REQUEST_SECONDS, 1500.0)
 
 
-def test_plain_pcm_wav_is_validated_from_its_header_alone() -> None:
-    """A complete 16-bit PCM WAV skips FFmpeg; the result matches the full inspection."""
-    from cf_transcribe_pandas.audio import _plain_wav
-
+def test_plain_pcm_wav_is_sent_as_is_and_a_cut_one_refused() -> None:
+    """A complete 16-bit PCM WAV goes byte for byte with its header's length; the same
+    file cut short, or its header alone, is refused before any request."""
     data = (DATA / "s00_en_wav.wav").read_bytes()
-    fast = _plain_wav(data)
-    assert fast is not None
-    assert fast.fmt == "wav"
-    assert fast.codec == "pcm_s16le"
-    assert fast.header_duration == pytest.approx(3.691, abs=0.01)
-    # Cut short, or a header alone: not plain, so the PyAV path judges it.
-    assert _plain_wav(data[: len(data) // 2]) is None
-    assert _plain_wav(b"RIFF\x00\x00\x00\x00WAVE") is None
+    (part,) = prepare(data, label="plain.wav")
+    assert part.audio() == data
+    assert not part.reencoded
+    assert part.duration_s == pytest.approx(3.691, abs=0.01)
+    info = probe(data)
+    assert (info.format, info.codec, info.accepted) == ("wav", "pcm_s16le", True)
+    with pytest.raises(AudioError, match="truncated") as cut:
+        prepare(data[: len(data) // 2], label="cut.wav")
+    assert cut.value.code == "unreadable_audio"
+    with pytest.raises(AudioError) as bare:
+        prepare(b"RIFF\x00\x00\x00\x00WAVE", label="bare.wav")
+    assert bare.value.code in ("empty_file", "unreadable_audio")
+
+
+def test_source_open_reads_in_place_and_names_errors(tmp_path: Path) -> None:
+    data = (DATA / "s02_en_mp3.mp3").read_bytes()
+    for value in (DATA / "s02_en_mp3.mp3", data, data_uri(data, "audio/mpeg")):
+        with to_source(value).open() as f:
+            assert f.read(4) == data[:4]
+            f.seek(0, io.SEEK_END)
+            assert f.tell() == len(data)
+    with pytest.raises(AudioError) as info, to_source(tmp_path / "gone.mp3").open():
+        pass
+    assert info.value.code == "file_not_found"
+
+
+def test_importing_the_package_does_not_load_pyav() -> None:
+    """PyAV (FFmpeg, ~16 MB) loads only when audio is decoded, probed or encoded."""
+    code = (
+        "import sys, cf_transcribe_pandas\n"
+        "from cf_transcribe_pandas.audio import sha256_of, to_source\n"
+        f"sha256_of(to_source({str(DATA / 's00_en_wav.wav')!r}))\n"
+        "assert 'av' not in sys.modules, 'av imported'\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)

@@ -841,3 +841,18 @@ def test_load_input_file_lists(tmp_path: Path) -> None:
         cli.load_input([str(tmp_path / "c.txt")], None)
     with pytest.raises(cli.CliError, match="not both"):
         cli.load_input([str(tmp_path / "a.mp3"), "x.csv"], None)
+
+
+def test_cli_exports_the_command_and_its_table_helpers() -> None:
+    assert set(cli.__all__) == {
+        "CliError",
+        "build_parser",
+        "load_input",
+        "main",
+        "read_table",
+        "table_format",
+        "write_table",
+    }
+    for name in cli.__all__:
+        assert getattr(cli, name).__doc__, name
+    assert callable(cli.main)  # the console script's target, cf_transcribe_pandas.cli:main

@@ -42,11 +42,11 @@ from cf_transcribe_pandas.client import (
     Credentials,
     Gateway,
     build_body,
-    encode_body,
     normalize_language,
     parse_retry_after,
     validate_params,
 )
+from cf_transcribe_pandas.client.models import MODELS, Gpt4oTranscribe, adapter_for
 from cf_transcribe_pandas.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -135,6 +135,18 @@ class FakeCloudflare:
         self.max_in_flight = 0
         self.base_url = ""
         self.root = ""
+        self.transports: list[asyncio.BaseTransport] = []
+
+    def open_connections(self) -> int:
+        return len({id(t) for t in self.transports if not t.is_closing()})
+
+    async def wait_disconnected(self) -> None:
+        """Return once every connection a client opened is closed (fail after ~10 s)."""
+        for _ in range(1000):
+            if not self.open_connections():
+                return
+            await asyncio.sleep(0.01)
+        pytest.fail(f"{self.open_connections()} connection(s) still open")
 
     def answer(
         self,
@@ -148,6 +160,8 @@ class FakeCloudflare:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         self.requests.append(Seen(request.method, request.path, dict(request.headers), raw))
+        if request.transport is not None:
+            self.transports.append(request.transport)
         self.arrived.set()
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -459,6 +473,29 @@ def test_bad_prompt() -> None:
         validate_params(model=DEFAULT_MODEL, language=None, temperature=None, prompt=b"x")
 
 
+def test_each_model_has_its_adapter_and_other_names_get_the_unified_form() -> None:
+    assert list(MODELS) == [DEFAULT_MODEL]
+    assert adapter_for(DEFAULT_MODEL) is MODELS[DEFAULT_MODEL]
+    other = adapter_for("@cf/openai/whisper")
+    assert other.name == "@cf/openai/whisper"
+    assert build_body(AUDIO_URI, model=other.name) == {
+        "model": "@cf/openai/whisper",
+        "input": {"file": AUDIO_URI},
+    }
+
+
+def test_an_adapter_refuses_an_option_its_model_does_not_take() -> None:
+    class NoTemperature(Gpt4oTranscribe):
+        options = ("language", "prompt")
+
+    adapter = NoTemperature("@cf/example/model")
+    assert adapter.check({"language": "EN", "temperature": None}) == {"language": "en"}
+    with pytest.raises(ConfigurationError, match="does not take temperature") as info:
+        adapter.check({"language": "en", "temperature": 0.5})
+    assert info.value.code == "invalid_option"
+    assert "language, prompt" in info.value.message
+
+
 def test_build_body_leaves_out_unset_fields() -> None:
     assert build_body(AUDIO_URI) == {"model": DEFAULT_MODEL, "input": {"file": AUDIO_URI}}
     body = build_body(AUDIO_URI, language="DE", prompt="", temperature=0)
@@ -569,6 +606,11 @@ async def test_optional_fields_are_sent_when_set(fake: FakeCloudflare) -> None:
     }
 
 
+async def test_a_prompt_with_a_lone_surrogate_is_sent_escaped(fake: FakeCloudflare) -> None:
+    await transcribe_with(fake, prompt="a\ud800b")
+    assert fake.requests[0].json["input"]["prompt"] == "a\ud800b"
+
+
 async def test_https_url_is_passed_unchanged(fake: FakeCloudflare) -> None:
     url = "https://bucket.example.com/a%20b.wav?X-Amz-Signature=abc123"
     await transcribe_with(fake, file=url)
@@ -628,11 +670,9 @@ async def test_invalid_parameters_send_nothing(fake: FakeCloudflare) -> None:
     [None, {"id": "gw-1", "cacheTtl": 60}, "use-url"],
     ids=["plain", "gateway-options", "gateway-url"],
 )
-async def test_bodies_from_the_client_template_equal_build_body(
-    fake: FakeCloudflare, gateway: Any
-) -> None:
-    """The Client encodes the body around the file once per set of parameters:
-    every request's bytes must still be exactly encode_body(build_body(...))."""
+async def test_the_body_sent_is_build_body(fake: FakeCloudflare, gateway: Any) -> None:
+    """Every request's JSON body is build_body(...) (its input alone for the
+    gateway URL form), whatever the parameters and however they repeat."""
     if gateway == "use-url":
         gateway = Gateway(id="gw-1", use_gateway_url=True, base_url=fake.root + "/v1")
     calls = [
@@ -643,8 +683,8 @@ async def test_bodies_from_the_client_template_equal_build_body(
         {"temperature": 1},
         {"model": "@cf/openai/whisper"},
         {"file": "https://bucket.example.com/a.wav"},
-        {"file": 'data:audio/wav;base64,QUJD"},"x":"y'},  # not base64: goes through json
-        {},  # the first template again
+        {"file": 'data:audio/wav;base64,QUJD"},"x":"y'},  # quotes in the file: still one string
+        {},  # the first parameters again
     ]
     gw = Gateway.coerce(gateway)
     async with Client(creds(fake.base_url), gateway=gateway) as client:
@@ -653,14 +693,13 @@ async def test_bodies_from_the_client_template_equal_build_body(
             file = kwargs.pop("file", AUDIO_URI)
             await client.transcribe(file, **kwargs)
             body = build_body(file, gateway=gw, **kwargs)
-            want = encode_body(body["input"] if gw is not None and gw.use_gateway_url else body)
-            assert fake.requests[-1].body == want
-            assert json.loads(fake.requests[-1].body) == json.loads(want)
+            want = body["input"] if gw is not None and gw.use_gateway_url else body
+            assert fake.requests[-1].json == want
 
 
-async def test_a_template_never_lets_a_bad_parameter_through(fake: FakeCloudflare) -> None:
-    """True == 1 and hashes alike, but a bool is no temperature; an unhashable
-    prompt is refused as before, not a TypeError."""
+async def test_a_bad_parameter_after_good_ones_is_refused(fake: FakeCloudflare) -> None:
+    """True == 1 and hashes alike, but a bool is no temperature; a list prompt
+    is a ConfigurationError, not a TypeError."""
     async with Client(creds(fake.base_url)) as client:
         await client.transcribe(AUDIO_URI, temperature=1)
         await client.transcribe(AUDIO_URI, temperature=0)
@@ -930,15 +969,12 @@ async def test_max_connections_caps_requests_in_flight(fake: FakeCloudflare) -> 
     assert len(fake.requests) == 8
 
 
-async def test_session_is_created_lazily_and_closed(fake: FakeCloudflare) -> None:
+async def test_close_closes_the_connections_it_opened(fake: FakeCloudflare) -> None:
     client = Client(creds(fake.base_url))
-    assert client._session is None
     await client.transcribe(AUDIO_URI)
-    session = client._session
-    assert session is not None
-    assert not session.closed
+    assert fake.open_connections() == 1  # kept alive between requests
     await client.close()
-    assert session.closed
+    await fake.wait_disconnected()
     assert client.closed
     await client.close()  # twice is fine
     with pytest.raises(RuntimeError, match="closed"):
@@ -954,15 +990,13 @@ async def test_a_session_passed_in_is_used_and_left_open(fake: FakeCloudflare) -
             assert resp.status == 200
 
 
-async def test_closing_after_an_error_leaves_no_open_session(fake: FakeCloudflare) -> None:
+async def test_closing_after_an_error_leaves_no_open_connection(fake: FakeCloudflare) -> None:
     fake.answer(500, "boom")
     client = Client(creds(fake.base_url))
     with pytest.raises(ServiceError):
         await client.transcribe(AUDIO_URI)
-    session = client._session
     await client.close()
-    assert session is not None
-    assert session.closed
+    await fake.wait_disconnected()
 
 
 # --------------------------------------------------------------------------- logging

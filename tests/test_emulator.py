@@ -750,6 +750,8 @@ def test_stop_leaves_no_thread_behind() -> None:
     emu.stop()
     emu.stop()  # idempotent
     assert not emu.running
+    assert emu.pid is None
+    assert emu.returncode is None  # a thread has no exit status
     assert threading.active_count() == before
     with pytest.raises(RuntimeError, match="not running"):
         emu.counters()
@@ -787,9 +789,10 @@ def test_emulator_factory_starts_several(emulator_factory: Any) -> None:
 
 def test_process_mode_offers_the_same_api() -> None:
     with Emulator(port=0, process=True, manifests=(str(MANIFEST),), quota=2) as emu:
-        proc = emu._proc
-        assert proc is not None
-        assert emu.pid == proc.pid != os.getpid()
+        pid = emu.pid
+        assert pid is not None
+        assert pid != os.getpid()
+        assert emu.returncode is None
         assert emu.base_url == f"http://127.0.0.1:{emu.port}/client/v4"
         answer = post(emu.run_url(), unified(data_uri(AUDIO / "s00_en_flac.flac")))
         assert answer.json()["result"]["text"].startswith("The quarterly report")
@@ -804,8 +807,11 @@ def test_process_mode_offers_the_same_api() -> None:
         emu.reset()
         assert emu.requests() == []
         assert emu.set_faults()["quota"] == 2
-    assert proc.returncode == 0
+    assert emu.returncode == 0  # the child exited cleanly when its stdin closed
     assert not emu.running
+    assert emu.pid is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # reaped
 
 
 def _start_cli(*args: str) -> tuple[subprocess.Popen[bytes], str]:

@@ -1,4 +1,4 @@
-"""estimate.py: rows, minutes, bytes, requests, cost and time, with nothing sent.
+"""cf_transcribe_pandas.estimate: rows, minutes, bytes, requests, cost and time, with nothing sent.
 
 Real clips from tests/data/audio, long and bad audio from tests/nasty_audio.py,
 a real cache in tmp_path. The split plan is checked against audio.prepare

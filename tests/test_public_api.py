@@ -37,6 +37,7 @@ EXPORTED = {
     "ServiceError",
     "ServiceTimeoutError",
     "TranscribeError",
+    "TranscribeOptions",
     "__version__",
 }
 

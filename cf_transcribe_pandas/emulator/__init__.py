@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cf_transcribe_pandas.emulator.__main__ import main
+    from cf_transcribe_pandas.emulator.app import create_app
     from cf_transcribe_pandas.emulator.config import FAULT_FIELDS, PRESETS, EmulatorConfig
     from cf_transcribe_pandas.emulator.runner import Emulator
-    from cf_transcribe_pandas.emulator.server import create_app
 
 __all__ = ["FAULT_FIELDS", "PRESETS", "Emulator", "EmulatorConfig", "create_app", "main"]
 
@@ -40,7 +40,7 @@ _WHERE = {
     "EmulatorConfig": "config",
     "FAULT_FIELDS": "config",
     "PRESETS": "config",
-    "create_app": "server",
+    "create_app": "app",
     "main": "__main__",
 }
 

@@ -17,7 +17,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from cf_transcribe_pandas.emulator.config import (
@@ -40,6 +40,42 @@ examples:
   cf-transcribe emulator --preset flaky --manifest tests/data/audio/manifest.csv
 """
 
+_SETTINGS: tuple[tuple[str, str, type, str], ...] = (
+    ("--rpm-limit", "N", int, "requests per minute (sliding 60 s window) before 429 3040"),
+    (
+        "--rate-block",
+        "S",
+        float,
+        "once over --rpm-limit, refuse every request for S seconds (Cloudflare's block)",
+    ),
+    ("--quota", "N", int, "successful requests before 429 3036 (daily allocation)"),
+    ("--latency", "S", float, "seconds each model run takes"),
+    ("--latency-jitter", "S", float, "up to this many random seconds added to latency"),
+    ("--p429", "P", float, "probability of 429 3040 with Retry-After"),
+    ("--retry-after", "S", float, "Retry-After seconds sent with --p429 answers"),
+    ("--p500", "P", float, "probability of a 500/502/503 answer"),
+    ("--p-html", "P", float, "share of 5xx answers with an HTML body (default 0.25)"),
+    ("--p408", "P", float, "probability of 408 3007 (timeout)"),
+    ("--p-reset", "P", float, "probability of dropping the connection without answer"),
+    ("--slow-body", "S", float, "seconds over which each success body is streamed"),
+    ("--seed", "N", int, "seed of the random faults"),
+    ("--words-per-second", "W", float, "answer 'w1 w2 ...' by probed duration"),
+    ("--max-output-words", "N", int, "cap of --words-per-second answers (default 1500)"),
+)
+"""The limit and fault flags (flag, metavar, type, help); each sets the field of its name."""
+
+_FLAG_FIELDS = (
+    "token",
+    "account_id",
+    "models",
+    "preset",
+    *(flag[2:].replace("-", "_") for flag, _, _, _ in _SETTINGS),
+    "blocked",
+    "manifests",
+    "load_samples",
+)
+"""The flags that set an :class:`EmulatorConfig` field when given."""
+
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """Return the argument parser of the emulator command."""
@@ -53,6 +89,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_identity(parser)
+    for flag, metavar, kind, text in _SETTINGS:
+        parser.add_argument(flag, metavar=metavar, type=kind, help=text)
+    _add_sources(parser)
+    return parser
+
+
+def _add_identity(parser: argparse.ArgumentParser) -> None:
+    """Where to listen, what to accept, and the preset."""
     add = parser.add_argument
     add("--host", metavar="HOST", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     add(
@@ -76,66 +121,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         metavar="NAME",
         help="named limits and faults: ideal, realistic, flaky, throttled",
     )
-    add(
-        "--rpm-limit",
-        metavar="N",
-        type=int,
-        help="requests per minute (sliding 60 s window) before 429 3040",
-    )
-    add(
-        "--rate-block",
-        metavar="S",
-        type=float,
-        help="once over --rpm-limit, refuse every request for S seconds (Cloudflare's block)",
-    )
-    add(
-        "--quota",
-        metavar="N",
-        type=int,
-        help="successful requests before 429 3036 (daily allocation)",
-    )
-    add("--latency", metavar="S", type=float, help="seconds each model run takes")
-    add(
-        "--latency-jitter",
-        metavar="S",
-        type=float,
-        help="up to this many random seconds added to latency",
-    )
-    add("--p429", metavar="P", type=float, help="probability of 429 3040 with Retry-After")
-    add(
-        "--retry-after",
-        metavar="S",
-        type=float,
-        help="Retry-After seconds sent with --p429 answers",
-    )
-    add("--p500", metavar="P", type=float, help="probability of a 500/502/503 answer")
-    add(
-        "--p-html",
-        metavar="P",
-        type=float,
-        help="share of 5xx answers with an HTML body (default 0.25)",
-    )
-    add("--p408", metavar="P", type=float, help="probability of 408 3007 (timeout)")
-    add(
-        "--p-reset",
-        metavar="P",
-        type=float,
-        help="probability of dropping the connection without answer",
-    )
-    add(
-        "--slow-body",
-        metavar="S",
-        type=float,
-        help="seconds over which each success body is streamed",
-    )
-    add("--seed", metavar="N", type=int, help="seed of the random faults")
-    add("--words-per-second", metavar="W", type=float, help="answer 'w1 w2 ...' by probed duration")
-    add(
-        "--max-output-words",
-        metavar="N",
-        type=int,
-        help="cap of --words-per-second answers (default 1500)",
-    )
+
+
+def _add_sources(parser: argparse.ArgumentParser) -> None:
+    """The block, the transcript sources, a JSON config, logging."""
+    add = parser.add_argument
     add("--blocked", action="store_true", default=None, help="the account is blocked (403 3023)")
     add(
         "--manifest",
@@ -154,33 +144,6 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add("--config-json", metavar="JSON", help="JSON object of EmulatorConfig fields (flags win)")
     add("-v", "--verbose", action="store_true", help="log every request to stderr")
     add("--exit-on-stdin-eof", action="store_true", help=argparse.SUPPRESS)
-    return parser
-
-
-_FLAG_FIELDS = (
-    "token",
-    "account_id",
-    "models",
-    "rpm_limit",
-    "rate_block",
-    "quota",
-    "latency",
-    "latency_jitter",
-    "p429",
-    "retry_after",
-    "p500",
-    "p_html",
-    "p408",
-    "p_reset",
-    "slow_body",
-    "seed",
-    "words_per_second",
-    "max_output_words",
-    "blocked",
-    "manifests",
-    "load_samples",
-    "preset",
-)
 
 
 def _config(args: argparse.Namespace) -> EmulatorConfig:
@@ -229,7 +192,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
 
 
 async def _serve(config: EmulatorConfig, host: str, port: int, *, watch_stdin: bool) -> None:
-    from cf_transcribe_pandas.emulator.runner import Serving
+    from cf_transcribe_pandas.emulator.serving import Serving
 
     serving = Serving(config, host, port)
     await serving.start()
@@ -243,24 +206,31 @@ async def _serve(config: EmulatorConfig, host: str, port: int, *, watch_stdin: b
         print("serving; press Ctrl-C to stop", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stop.set)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass  # Windows or not the main thread: Ctrl-C still raises KeyboardInterrupt
         if watch_stdin:
             threading.Thread(
                 target=_wait_stdin_eof, args=(loop, stop), name="stdin-eof", daemon=True
             ).start()
-        try:
+        with _stop_on_signals(loop, stop):
             await stop.wait()
-        finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
     finally:
         await serving.stop()
+
+
+@contextlib.contextmanager
+def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGINT and SIGTERM while inside."""
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # Windows or not the main thread: Ctrl-C still raises KeyboardInterrupt
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 def _wait_stdin_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:

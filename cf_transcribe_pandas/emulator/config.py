@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,9 +33,6 @@ DEFAULT_ACCOUNT_ID = "test-account"
 DEFAULT_MODEL = "openai/gpt-4o-transcribe"
 MAX_BYTES = 25 * 1024 * 1024
 """The service's request limit: 25 MiB."""
-
-_PROBABILITIES = ("p429", "p500", "p408", "p_reset", "p_html")
-_NON_NEGATIVE = ("latency", "latency_jitter", "slow_body", "retry_after")
 
 
 @dataclass(frozen=True)
@@ -122,67 +119,29 @@ class EmulatorConfig:
     preset: str | None = None
 
     def __post_init__(self) -> None:
-        """Apply the preset, check the values and normalise lists to tuples.
+        """Apply the preset, normalise lists to tuples and check every value.
 
         Raises:
             ValueError: An unknown preset, or a value out of range or of the wrong type.
         """
         if self.preset is not None:
-            if self.preset not in PRESETS:
-                raise ValueError(
-                    f"unknown preset {self.preset!r}; choose from {', '.join(sorted(PRESETS))}"
-                )
-            defaults = {f.name: f.default for f in dataclasses.fields(self)}
-            for name, value in PRESETS[self.preset].items():
-                if getattr(self, name) == defaults[name]:
-                    object.__setattr__(self, name, value)
-        for name in ("models", "blocked_accounts", "error_statuses", "manifests"):
-            value = getattr(self, name)
-            if name == "manifests" and isinstance(value, (str, os.PathLike)):
-                value = (value,)
-            if not isinstance(value, (list, tuple)):
-                raise ValueError(f"{name} must be a list of values, got {value!r}")
-            if name == "manifests":
-                value = tuple(os.fspath(v) for v in value)
-            object.__setattr__(self, name, tuple(value))
+            self._apply_preset(self.preset)
+        for name in _SEQUENCES:
+            object.__setattr__(self, name, _as_tuple(name, getattr(self, name)))
         if not self.token or not self.account_id:
             raise ValueError("token and account_id must be non-empty strings")
-        for name in _PROBABILITIES:
-            value = getattr(self, name)
-            if not _is_number(value) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be a probability between 0 and 1, got {value!r}")
-        for name in _NON_NEGATIVE:
-            value = getattr(self, name)
-            if not _is_number(value) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-        for name in ("rpm_limit", "quota"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-                raise ValueError(f"{name} must be an int or None, got {value!r}")
-            if value is not None and value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value!r}")
-        if not _is_number(self.rate_window) or self.rate_window <= 0:
-            raise ValueError(f"rate_window must be > 0, got {self.rate_window!r}")
-        block = self.rate_block
-        if block is not None and (not _is_number(block) or block <= 0):
-            raise ValueError(f"rate_block must be > 0 or None, got {block!r}")
-        if self.words_per_second is not None and (
-            not _is_number(self.words_per_second) or self.words_per_second <= 0
-        ):
-            raise ValueError(f"words_per_second must be > 0, got {self.words_per_second!r}")
-        for name in ("max_output_words", "max_body_bytes", "max_file_bytes", "log_limit"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if not self.error_statuses or any(
-            not isinstance(s, int) or not 500 <= s <= 599 for s in self.error_statuses
-        ):
-            raise ValueError(f"error_statuses must be 5xx ints, got {self.error_statuses!r}")
-        if self.seed is not None and (
-            not isinstance(self.seed, int) or isinstance(self.seed, bool)
-        ):
-            raise ValueError(f"seed must be an int or None, got {self.seed!r}")
+        for name, check in _CHECKS.items():
+            check(name, getattr(self, name))
         object.__setattr__(self, "transcripts", dict(self.transcripts))
+
+    def _apply_preset(self, preset: str) -> None:
+        """Set the preset's values on the fields left at their defaults."""
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(sorted(PRESETS))}")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name, value in PRESETS[preset].items():
+            if getattr(self, name) == defaults[name]:
+                object.__setattr__(self, name, value)
 
     def with_faults(self, **changes: Any) -> EmulatorConfig:
         """Return a copy with some run-time fields changed.
@@ -295,9 +254,93 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _as_tuple(name: str, value: Any) -> tuple[Any, ...]:
+    """A list field as a tuple (``manifests`` also takes one path, and paths become str)."""
+    if name == "manifests" and isinstance(value, (str, os.PathLike)):
+        value = (value,)
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{name} must be a list of values, got {value!r}")
+    if name == "manifests":
+        return tuple(os.fspath(v) for v in value)
+    return tuple(value)
+
+
+def _probability(name: str, value: Any) -> None:
+    if not _is_number(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a probability between 0 and 1, got {value!r}")
+
+
+def _non_negative(name: str, value: Any) -> None:
+    if not _is_number(value) or value < 0:
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+
+
+def _count_or_none(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if not _is_int(value):
+        raise ValueError(f"{name} must be an int or None, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+
+
+def _positive(name: str, value: Any) -> None:
+    if not _is_number(value) or value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+
+
+def _positive_or_none(name: str, value: Any) -> None:
+    if value is not None and (not _is_number(value) or value <= 0):
+        raise ValueError(f"{name} must be > 0 or None, got {value!r}")
+
+
+def _words_per_second(name: str, value: Any) -> None:
+    if value is not None:
+        _positive(name, value)
+
+
+def _at_least_one(name: str, value: Any) -> None:
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
+def _statuses(name: str, value: tuple[Any, ...]) -> None:
+    if not value or any(not isinstance(s, int) or not 500 <= s <= 599 for s in value):
+        raise ValueError(f"{name} must be 5xx ints, got {value!r}")
+
+
+def _int_or_none(name: str, value: Any) -> None:
+    if value is not None and not _is_int(value):
+        raise ValueError(f"{name} must be an int or None, got {value!r}")
+
+
+_SEQUENCES = ("models", "blocked_accounts", "error_statuses", "manifests")
+"""The list fields, kept as tuples."""
+
+_CHECKS: dict[str, Callable[[str, Any], None]] = {
+    **dict.fromkeys(("p429", "p500", "p408", "p_reset", "p_html"), _probability),
+    **dict.fromkeys(("latency", "latency_jitter", "slow_body", "retry_after"), _non_negative),
+    "rpm_limit": _count_or_none,
+    "quota": _count_or_none,
+    "rate_window": _positive,
+    "rate_block": _positive_or_none,
+    "words_per_second": _words_per_second,
+    **dict.fromkeys(
+        ("max_output_words", "max_body_bytes", "max_file_bytes", "log_limit"), _at_least_one
+    ),
+    "error_statuses": _statuses,
+    "seed": _int_or_none,
+}
+"""The check of each field with a rule, in the order they run; each raises ValueError."""
+
+
 def _coerce(data: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(data)
-    for name in ("models", "blocked_accounts", "error_statuses", "manifests"):
+    for name in _SEQUENCES:
         if isinstance(out.get(name), list):
             out[name] = tuple(out[name])
     return out

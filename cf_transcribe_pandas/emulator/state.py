@@ -1,8 +1,8 @@
 """The emulator's memory: settings now, transcripts, rate window, log, counters.
 
-:class:`EmulatorState` knows nothing of HTTP answers; the service handler in
-``server.py`` asks it questions (is this request admitted? which text?) and
-tells it what happened (:meth:`EmulatorState.record`).
+:class:`EmulatorState` knows nothing of HTTP answers; the service handler
+(``handler.py``, ``faults.py``) asks it questions (is this request admitted?
+which text?) and tells it what happened (:meth:`EmulatorState.record`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -32,9 +32,6 @@ __all__ = ["STATE_KEY", "EmulatorState"]
 
 _logger = logging.getLogger("cf_transcribe_pandas.emulator")
 
-_DECODED_CACHE_CHARS = 32 * 1024 * 1024
-_DECODED_ITEM_CHARS = 4 * 1024 * 1024
-
 
 class EmulatorState:
     """The emulator's memory: config, transcripts, limits, log and counters.
@@ -48,14 +45,6 @@ class EmulatorState:
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.start_config = config
-        # Caches of pure functions, kept across reset(): base64 payload -> (sha256,
-        # bytes, container) so a repeated body is not decoded and hashed again, and
-        # sha256 -> probed duration.
-        self.decoded: collections.OrderedDict[str, tuple[str, int, str | None]] = (
-            collections.OrderedDict()
-        )
-        self._decoded_chars = 0
-        self.durations: dict[str, float | None] = {}
         self._base_transcripts = build_transcripts(
             load_samples=config.load_samples,
             manifests=config.manifests,
@@ -187,16 +176,6 @@ class EmulatorState:
                 f" gateway={entry['gateway']['id']}" if entry["gateway"] else "",
             )
 
-    def remember_decoded(self, payload: str, facts: tuple[str, int, str | None]) -> None:
-        """Cache what a base64 payload decodes to (bounded by total payload size)."""
-        if len(payload) > _DECODED_ITEM_CHARS:
-            return
-        self.decoded[payload] = facts
-        self._decoded_chars += len(payload)
-        while self._decoded_chars > _DECODED_CACHE_CHARS:
-            old, _ = self.decoded.popitem(last=False)
-            self._decoded_chars -= len(old)
-
     def admit_rate(self, now: float) -> int | None:
         """Sliding-window check: None if admitted, else whole seconds to wait.
 
@@ -222,12 +201,12 @@ class EmulatorState:
         window.append(now)
         return None
 
-    async def text_for_audio(self, sha: str, audio: Callable[[], bytes]) -> str:
+    async def text_for_audio(self, sha: str, audio: bytes) -> str:
         """The transcript of decoded audio: registered, word run, or placeholder.
 
         Args:
             sha: The audio's sha256 (hex).
-            audio: Returns the decoded bytes; called only when they must be probed.
+            audio: The decoded bytes; probed for their duration with ``words_per_second``.
 
         Raises:
             ValueError: PyAV cannot decode the audio (with ``words_per_second``).
@@ -238,12 +217,7 @@ class EmulatorState:
         wps = self.config.words_per_second
         if wps is None:
             return placeholder(sha)
-        if sha in self.durations:
-            duration = self.durations[sha]
-        else:
-            loop = asyncio.get_running_loop()
-            duration = await loop.run_in_executor(None, probe_duration, audio())
-            self.durations[sha] = duration
+        duration = await asyncio.get_running_loop().run_in_executor(None, probe_duration, audio)
         if duration is None:
             return placeholder(sha)
         return words_text(duration, wps, self.config.max_output_words)

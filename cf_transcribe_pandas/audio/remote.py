@@ -1,0 +1,116 @@
+"""Audio that is not on the local disk: downloading http(s) URLs (with urllib) and
+reading object stores through fsspec (s3://, gs://, memory://, ...)."""
+
+from __future__ import annotations
+
+import contextlib
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+from .._version import __version__
+from ..errors import AudioError
+from .paths import path_error
+
+_FETCH_TIMEOUT_S = 60.0
+_FSSPEC_HINT = "pip install fsspec s3fs  (or gcsfs, adlfs, ... for your storage)"
+
+
+def short_url(url: str) -> str:
+    """``url`` without credentials, query or fragment: safe for messages and logs."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return url.split("?", 1)[0][:200]
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    tail = "?..." if parts.query else ""
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", "")) + tail
+
+
+def fetch_url(url: str, label: str) -> bytes:
+    """Download an http(s) URL.
+
+    Raises:
+        AudioError: ``file_not_found`` (HTTP 404 or 410) or ``fetch_failed``.
+    """
+    request = urllib.request.Request(
+        url, headers={"User-Agent": f"cf-transcribe-pandas/{__version__}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=_FETCH_TIMEOUT_S) as response:
+            data: bytes = response.read()
+    except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the response and its socket
+        code = "file_not_found" if exc.code in (404, 410) else "fetch_failed"
+        raise AudioError(f"{label}: download failed with HTTP {exc.code}", code=code) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise AudioError(f"{label}: download failed ({reason})", code="fetch_failed") from None
+    return data
+
+
+def _import_fsspec() -> ModuleType:
+    try:
+        import fsspec
+    except ImportError:
+        raise AudioError(
+            f"reading fsspec URLs (s3://, gs://, memory://, ...) needs fsspec: {_FSSPEC_HINT}",
+            code="unsupported_input",
+        ) from None
+    module: ModuleType = fsspec
+    return module
+
+
+def check_fsspec_scheme(url: str, scheme: str) -> None:
+    """Check that fsspec, and the package behind ``scheme``, are installed.
+
+    Raises:
+        AudioError: ``unsupported_input`` with an install hint, or naming an
+            unknown scheme.
+    """
+    fsspec = _import_fsspec()
+    try:
+        fsspec.get_filesystem_class(scheme)
+    except ImportError as exc:
+        raise AudioError(
+            f"{short_url(url)}: reading {scheme}:// needs a package ({exc}); {_FSSPEC_HINT}",
+            code="unsupported_input",
+        ) from None
+    except ValueError:
+        raise AudioError(
+            f"{short_url(url)}: unknown URL scheme {scheme!r} (fsspec has no such protocol)",
+            code="unsupported_input",
+        ) from None
+
+
+@contextlib.contextmanager
+def open_fsspec(url: str, label: str) -> Iterator[Any]:
+    """Open an fsspec URL for reading, in place (seekable, read on demand).
+
+    Any failure of the storage, opening or reading inside the ``with`` block,
+    becomes the row's :class:`AudioError`: ``file_not_found``,
+    ``permission_denied``, ``unsupported_input`` (a backend package missing)
+    or ``fetch_failed``.
+    """
+    fsspec = _import_fsspec()
+    try:
+        with fsspec.open(url, "rb") as f:
+            yield f
+    except AudioError:
+        raise
+    except Exception as exc:  # storages raise anything: botocore, aiohttp, ...
+        raise _fsspec_error(exc, label) from None
+
+
+def _fsspec_error(exc: Exception, label: str) -> AudioError:
+    if isinstance(exc, OSError):
+        return path_error(exc, label)
+    if isinstance(exc, ImportError):
+        return AudioError(
+            f"{label}: this storage needs a package ({exc}); {_FSSPEC_HINT}",
+            code="unsupported_input",
+        )
+    return AudioError(f"{label}: read failed ({type(exc).__name__}: {exc})", code="fetch_failed")

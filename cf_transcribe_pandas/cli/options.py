@@ -1,0 +1,121 @@
+"""The flags ``run`` and ``estimate`` share, and how they become the library's arguments.
+
+INPUT, ``--format`` and ``--column``; the request flags (language, prompt,
+model, encoding, splitting, rate limit, cache); per-row values read from a
+column of the input (``--language-column``, ``--prompt-column``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cf_transcribe_pandas.audio import DEFAULT_MAX_PART_SECONDS
+from cf_transcribe_pandas.cli.tables import TABLE_FORMATS, column_values
+from cf_transcribe_pandas.client import DEFAULT_MODEL
+
+
+def add_input(p: argparse.ArgumentParser) -> None:
+    """Add INPUT, ``--format`` and ``-c/--column`` to ``p``."""
+    p.add_argument(
+        "input",
+        nargs="+",
+        metavar="INPUT",
+        help="a table (.csv, .parquet, .jsonl), or audio files, directories and quoted globs",
+    )
+    p.add_argument(
+        "--format", choices=TABLE_FORMATS, help="format of INPUT (default: from its extension)"
+    )
+    p.add_argument(
+        "-c",
+        "--column",
+        help="the column holding the audio (default: 'audio' for tables, 'path' for files)",
+    )
+
+
+def add_request_options(p: argparse.ArgumentParser) -> None:
+    """Add what decides the requests (language, prompt, model, encoding, rate, cache) to ``p``."""
+    lang = p.add_mutually_exclusive_group()
+    lang.add_argument("--language", help="ISO-639-1 code for every row, e.g. en")
+    lang.add_argument("--language-column", metavar="COLUMN", help="per-row language codes")
+    prompt = p.add_mutually_exclusive_group()
+    prompt.add_argument("--prompt", help="text guiding the model, for every row")
+    prompt.add_argument("--prompt-column", metavar="COLUMN", help="per-row prompts")
+    p.add_argument("--temperature", type=float, help="sampling temperature, 0..1")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="Workers AI model (default: %(default)s)")
+    p.add_argument(
+        "--encode",
+        choices=("auto", "original", "flac", "opus"),
+        default="auto",
+        help="how audio is prepared (default: auto: accepted formats go as they are)",
+    )
+    p.add_argument(
+        "--max-part-seconds",
+        type=float,
+        default=DEFAULT_MAX_PART_SECONDS,
+        metavar="S",
+        help="longer audio is split into parts (default: %(default)g)",
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=float,
+        default=720.0,
+        metavar="RPM",
+        help="requests per minute, the account's limit (default: %(default)g)",
+    )
+    p.add_argument(
+        "--fetch-urls", action="store_true", help="download https URLs instead of passing them on"
+    )
+    cache = p.add_mutually_exclusive_group()
+    cache.add_argument(
+        "--cache-dir", type=Path, metavar="DIR", help="cache directory (default: the user cache)"
+    )
+    cache.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary line")
+
+
+def audio_column(args: argparse.Namespace, file_list: bool) -> str:
+    """``--column``, else ``path`` for audio files and ``audio`` for a table."""
+    column: str = args.column or ("path" if file_list else "audio")
+    return column
+
+
+def cache_option(args: argparse.Namespace) -> bool | str:
+    """``--no-cache`` / ``--cache-dir`` as the accessor's ``cache`` argument."""
+    if args.no_cache:
+        return False
+    return str(args.cache_dir) if args.cache_dir is not None else True
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """A progress bar unless ``--quiet``, ``--log-json`` or stderr is not a terminal."""
+    return not (args.quiet or getattr(args, "log_json", False)) and sys.stderr.isatty()
+
+
+def per_row_option(
+    df: pd.DataFrame, scalar: str | None, column: str | None, what: str
+) -> str | pd.Series | None:
+    """``--x VALUE`` or ``--x-column NAME`` as the accessor takes it (str or Series)."""
+    if column is not None:
+        return column_values(df, column, what)
+    if scalar is not None and scalar in df.columns:  # never read a value as a column name
+        return pd.Series([scalar] * len(df), index=df.index, dtype=object)
+    return scalar
+
+
+def as_list(value: str | pd.Series | None) -> list[str | None] | str | None:
+    """A per-row option as :func:`estimate.estimate` takes it (str or list)."""
+    if not isinstance(value, pd.Series):
+        return value
+    return [None if _isna(v) else str(v) for v in value.tolist()]
+
+
+def _isna(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,364 @@
+"""The :class:`Client`: one shared :class:`aiohttp.ClientSession`, one POST per
+:meth:`Client.transcribe` call, and connection failures and timeouts mapped to
+the exceptions of :mod:`cf_transcribe_pandas.errors`.
+
+The model's adapter builds the body and reads the answer;
+:mod:`~cf_transcribe_pandas.client.responses` maps error answers. The client
+never retries: the engine owns the only retry layer. The API token is only
+ever put in the ``Authorization`` header, and aiohttp's exceptions (which
+carry the request headers) are never chained to the ones raised here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import math
+import numbers
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from cf_transcribe_pandas._version import __version__
+from cf_transcribe_pandas.client.credentials import Credentials
+from cf_transcribe_pandas.client.gateway import Gateway
+from cf_transcribe_pandas.client.models import DEFAULT_MODEL, ModelAdapter, adapter_for
+from cf_transcribe_pandas.client.responses import (
+    HttpAnswer,
+    clip,
+    parse_retry_after,
+    transcript_of,
+)
+from cf_transcribe_pandas.errors import (
+    ConfigurationError,
+    NetworkError,
+    ServiceError,
+    ServiceTimeoutError,
+    TranscribeError,
+    redact,
+)
+
+__all__ = ["USER_AGENT", "Client"]
+
+logger = logging.getLogger("cf_transcribe_pandas.client")
+
+USER_AGENT = f"cf-transcribe-pandas/{__version__} aiohttp/{aiohttp.__version__}"
+
+_STREAM_BODY_OVER = 512 * 1024
+"""Larger bodies are streamed from a BytesIO: aiohttp warns about (and writes in
+one go) a bytes body over 1 MiB, and audio of a few MB is common."""
+
+
+def _is_positive_number(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        return False
+    return math.isfinite(number) and number > 0
+
+
+def _check_arguments(credentials: object, timeout: object, max_connections: object) -> None:
+    """The checks of :class:`Client`'s arguments (a ConfigurationError for each)."""
+    if not isinstance(credentials, Credentials):
+        raise ConfigurationError(
+            "Client needs a Credentials object; build one with Credentials.resolve().",
+            code="invalid_credentials",
+        )
+    if not _is_positive_number(timeout):
+        raise ConfigurationError(
+            f"timeout must be a positive number of seconds, not {timeout!r}.",
+            code="invalid_timeout",
+        )
+    if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+        raise ConfigurationError(
+            f"max_connections must be a positive int, not {max_connections!r}.",
+            code="invalid_max_connections",
+        )
+    if max_connections < 1:
+        raise ConfigurationError(
+            f"max_connections must be at least 1, not {max_connections}.",
+            code="invalid_max_connections",
+        )
+
+
+def _describe_file(file: str) -> str:
+    """The file for a log line: never the audio, the URL's path or a signed query."""
+    if file.startswith("data:"):
+        return f"{file.split(',', 1)[0][:60]},<{len(file)} chars>"
+    parts = urlsplit(file)
+    return f"{parts.scheme}://{parts.hostname}/...<url>"
+
+
+def _connection_failure(
+    exc: BaseException, *, host: str, timeout: float, token: str
+) -> TranscribeError:
+    """Map an exception raised while sending or reading to the error tree."""
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return ServiceTimeoutError(
+            f"No answer from {host} within {timeout:g} s. It is safe to try again; "
+            "for long audio raise timeout=."
+        )
+    if isinstance(exc, aiohttp.InvalidURL):
+        return ConfigurationError(
+            f"The request URL is not valid ({clip(redact(str(exc), token))}). Check "
+            "base_url and the gateway id.",
+            code="invalid_base_url",
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return NetworkError(
+            f"Could not connect to {host} ({clip(redact(str(exc), token))}). "
+            "Check the network connection and base_url; it is safe to try again."
+        )
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return ServiceError(
+            f"{host} sent an answer that is not valid HTTP "
+            f"({clip(redact(exc.message, token))}). This is usually temporary; try again."
+        )
+    reason = clip(redact(str(exc), token)) or "no details"
+    return NetworkError(
+        f"The connection to {host} failed before an answer arrived "
+        f"({type(exc).__name__}: {reason}). It is safe to try again."
+    )
+
+
+class Client:
+    """An async client for Workers AI speech-to-text.
+
+    Use it as an async context manager (or call :meth:`close`). The
+    :class:`aiohttp.ClientSession` is created on first use, inside the running
+    loop, with at most ``max_connections`` connections; a ``session`` passed in
+    is used as is and left open.
+
+    Args:
+        credentials: Account, token and base URL.
+        timeout: Seconds to wait for a whole request and its answer.
+        max_connections: Cap on open connections of the session this client creates.
+        gateway: An AI Gateway to route through (a :class:`Gateway`, its id, or
+            a mapping; see :meth:`Gateway.coerce`).
+        session: An existing session to use instead of creating one.
+
+    Raises:
+        ConfigurationError: ``timeout`` or ``max_connections`` is not positive,
+            or ``gateway`` is invalid.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        timeout: float = 300.0,
+        max_connections: int = 100,
+        gateway: Gateway | str | Mapping[str, Any] | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        _check_arguments(credentials, timeout, max_connections)
+        self._credentials = credentials
+        self._timeout = float(timeout)
+        self._client_timeout = aiohttp.ClientTimeout(
+            total=self._timeout, sock_connect=min(self._timeout, 30.0)
+        )
+        self._max_connections = max_connections
+        self._gateway = Gateway.coerce(gateway)
+        self._session = session
+        self._owns_session = session is None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._headers = {
+            "Authorization": f"Bearer {credentials.api_token}",
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
+        if self._gateway is not None and self._gateway.use_gateway_url:
+            self._headers.update(self._gateway.headers())
+
+    def __repr__(self) -> str:
+        gateway = f", gateway={self._gateway.id!r}" if self._gateway is not None else ""
+        return (
+            f"Client(account_id={self._credentials.account_id!r}, url={self.url!r}"
+            f"{gateway}, timeout={self._timeout:g})"
+        )
+
+    @property
+    def credentials(self) -> Credentials:
+        """The credentials this client sends with each request."""
+        return self._credentials
+
+    @property
+    def gateway(self) -> Gateway | None:
+        """The AI Gateway requests go through, if any."""
+        return self._gateway
+
+    @property
+    def timeout(self) -> float:
+        """Seconds allowed for one request and its answer."""
+        return self._timeout
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    @property
+    def url(self) -> str:
+        """The URL requests for :data:`DEFAULT_MODEL` are posted to."""
+        return self.url_for(DEFAULT_MODEL)
+
+    def url_for(self, model: str) -> str:
+        """The URL a request for ``model`` is posted to.
+
+        Args:
+            model: The Workers AI model name.
+
+        Returns:
+            The model's route under the base URL (``.../ai/run`` for the unified
+            endpoint), or the AI Gateway URL with the model in the path when the
+            gateway has ``use_gateway_url``.
+
+        Raises:
+            ConfigurationError: ``model`` is not a model name.
+        """
+        return self._route(adapter_for(model))
+
+    def _route(self, adapter: ModelAdapter) -> str:
+        account_id = self._credentials.account_id
+        if self._gateway is not None and self._gateway.use_gateway_url:
+            return self._gateway.url_for(account_id, adapter.name)
+        return self._credentials.base_url + adapter.path(account_id)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session if this client created it. Safe to call twice."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session and not session.closed:
+            await session.close()
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("This Client is closed; create a new one.")
+        loop = asyncio.get_running_loop()
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._max_connections)
+            self._session = aiohttp.ClientSession(connector=connector)
+            self._loop = loop
+        elif self._owns_session and self._loop is not loop:
+            raise RuntimeError(
+                "This Client's session belongs to another event loop; "
+                "create one Client per event loop (per asyncio.run)."
+            )
+        return self._session
+
+    async def transcribe(
+        self,
+        file: str,
+        *,
+        model: str = DEFAULT_MODEL,
+        language: str | None = None,
+        prompt: str | None = None,
+        temperature: float | None = None,
+    ) -> str:
+        """Send one audio file and return its transcript. Never retries.
+
+        Args:
+            file: A data URI (``data:audio/wav;base64,...``) or an https:// URL.
+            model: The Workers AI model name.
+            language: None or an ISO-639-1 code such as ``"en"``.
+            prompt: None or text that guides the transcription.
+            temperature: None or a number from 0 to 1.
+
+        Returns:
+            The transcript (``result.text``), possibly empty for silence.
+
+        Raises:
+            ConfigurationError: A parameter is invalid (nothing was sent).
+            TranscribeError: A subclass for every failure of the request; see
+                :mod:`cf_transcribe_pandas.errors` for which are retryable.
+        """
+        adapter = adapter_for(model)
+        options = adapter.check(
+            {"language": language, "temperature": temperature, "prompt": prompt}
+        )
+        url = self._route(adapter)
+        if self._gateway is not None and self._gateway.use_gateway_url:
+            body = adapter.input(file, options)  # the model is in the gateway URL
+        else:
+            body = adapter.body(file, options, self._gateway)
+        data = json.dumps(body, separators=(",", ":")).encode("ascii")
+        if logger.isEnabledFor(logging.DEBUG):
+            prompt_chars = f"<{len(prompt)} chars>" if prompt is not None else None
+            logger.debug(
+                "POST %s model=%s file=%s language=%s prompt=%s temperature=%s bytes=%d",
+                url,
+                model,
+                _describe_file(file),
+                options.get("language"),
+                prompt_chars,
+                options.get("temperature"),
+                len(data),
+            )
+        session = self._get_session()
+        started = time.monotonic()
+        try:
+            answer = await self._post(session, url, data)
+            return transcript_of(
+                answer,
+                adapter,
+                token=self._credentials.api_token,
+                account_id=self._credentials.account_id,
+            )
+        except TranscribeError as exc:
+            elapsed = time.monotonic() - started
+            logger.debug("failed after %.3f s: %s %s", elapsed, type(exc).__name__, exc.message)
+            raise
+
+    async def _post(self, session: aiohttp.ClientSession, url: str, data: bytes) -> HttpAnswer:
+        """POST ``data`` and read the whole answer; connection failures are raised mapped."""
+        host = urlsplit(url).netloc
+        body: bytes | io.BytesIO = io.BytesIO(data) if len(data) > _STREAM_BODY_OVER else data
+        started = time.monotonic()
+        try:
+            async with session.post(
+                url,
+                data=body,
+                headers=self._headers,
+                timeout=self._client_timeout,
+                allow_redirects=False,
+            ) as resp:
+                answer = HttpAnswer(
+                    status=resp.status,
+                    body=await resp.read(),
+                    content_type=resp.headers.get("Content-Type", ""),
+                    retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+                    location=resp.headers.get("Location", ""),
+                )
+        except (asyncio.TimeoutError, TimeoutError, aiohttp.ClientError, OSError) as exc:
+            failure = _connection_failure(
+                exc, host=host, timeout=self._timeout, token=self._credentials.api_token
+            )
+        else:
+            elapsed = time.monotonic() - started
+            size = len(answer.body)
+            logger.debug("HTTP %d from %s in %.3f s (%d bytes)", answer.status, host, elapsed, size)
+            return answer
+        # Raised outside the except block on purpose: aiohttp's exceptions carry our
+        # request headers (the token) in request_info, so none is chained as context.
+        raise failure
