@@ -1,4 +1,5 @@
-"""The token bucket, the 60 s window and AIMD, on a simulated clock."""
+"""The token bucket, the 60 s window and AIMD, on a simulated clock: the engine's
+RateLimiter and the TokenBucket under it (which the Dask token service also holds)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cf_transcribe_pandas.engine.pacing import PACE, WINDOW_SECONDS, RateLimiter, backoff_delay
+from cf_transcribe_pandas.engine.pacing import (
+    PACE,
+    WINDOW_SECONDS,
+    RateLimiter,
+    TokenBucket,
+    backoff_delay,
+)
 
 
 class FakeTime:
@@ -29,11 +36,11 @@ def make(limit: float, **kw: object) -> tuple[RateLimiter, FakeTime]:
     return RateLimiter(limit, clock=t.clock, sleep=t.sleep, **kw), t  # type: ignore[arg-type]
 
 
-def max_in_window(times: list[float]) -> int:
+def max_in_window(times: list[float], window: float = WINDOW_SECONDS) -> int:
     times = sorted(times)
     best = 0
     for i, start in enumerate(times):
-        j = bisect.bisect_left(times, start + WINDOW_SECONDS)
+        j = bisect.bisect_left(times, start + window)
         best = max(best, j - i)
     return best
 
@@ -151,3 +158,74 @@ def test_backoff_full_jitter_bounds() -> None:
     for attempt in range(10):
         d = backoff_delay(attempt)
         assert 0 <= d <= min(30.0, 0.5 * 2**attempt)
+
+
+# ---------------------------------------------------------------- the bucket, taken in batches
+
+
+def drain(bucket: TokenBucket, t: FakeTime, n: int, want: int = 1) -> list[float]:
+    """Take ``n`` tokens as fast as the bucket allows; return the grant times."""
+    times: list[float] = []
+    while len(times) < n:
+        granted, wait = bucket.take(want)
+        times.extend([t.now] * granted)
+        if not granted:
+            assert wait > 0
+            t.now += wait
+    return times[:n]
+
+
+def test_bucket_paces_from_one_token_without_a_burst() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(600, margin=1.0, clock=t.clock)
+    assert bucket.take(8) == (1, 0.0)  # one token at start
+    granted, wait = bucket.take(8)
+    assert granted == 0
+    # 600 per 61 s (the hard window's pace with a 1 s margin): a hair over 0.1 s apart
+    assert wait == pytest.approx(0.1 * 61 / 60)
+
+
+def test_bucket_starts_each_run_with_one_token() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(600, clock=t.clock)
+    t.now += 30  # idle: the bucket fills up to one second of tokens
+    assert bucket.take(20) == (10, 0.0)
+    t.now += 30
+    bucket.start_run()
+    assert bucket.take(8) == (1, 0.0)
+
+
+@pytest.mark.parametrize("margin", [0.5, 1.0])
+def test_batches_never_pass_the_limit_in_any_window(margin: float) -> None:
+    t = FakeTime()
+    bucket = TokenBucket(300, margin=margin, clock=t.clock)
+    times = drain(bucket, t, 900, want=8)
+    assert max_in_window(times, WINDOW_SECONDS + margin) <= 300
+    assert bucket.recent() == sum(1 for x in times if x >= t.now - 60)
+    rate = (len(times) - 1) / (times[-1] - times[0]) * 60
+    assert rate >= 0.98 * 300  # the margin costs under 2 %
+
+
+def test_bucket_lowers_the_rate_once_per_cooldown_and_successes_add_it_back() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(600, clock=t.clock)
+    assert bucket.on_throttle()
+    assert not bucket.on_throttle()  # same moment: counted once
+    assert bucket.rate == pytest.approx(450)
+    t.now += 2.5
+    assert bucket.on_throttle()
+    assert bucket.rate == pytest.approx(337.5)
+    bucket.on_success(1000)
+    assert bucket.rate == 600
+
+
+def test_bucket_configure_changes_the_limit() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(600, clock=t.clock)
+    bucket.on_throttle()
+    bucket.configure(600)  # same limit: the lowered rate is kept
+    assert bucket.rate == pytest.approx(450)
+    bucket.configure(120)
+    assert bucket.limit == bucket.rate == 120
+    with pytest.raises(ValueError, match="> 0"):
+        bucket.configure(0)

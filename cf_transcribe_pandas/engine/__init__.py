@@ -12,25 +12,29 @@ Rows flow one way::
 
 Modules: :mod:`.options` (:class:`RunOptions`), :mod:`.events` (hook types),
 :mod:`.results` (:class:`RunResult`, columns), :mod:`.pacing` (token bucket,
-AIMD, backoff: shared with Dask), :mod:`.retry` (the one retry layer),
-:mod:`.control` (stopping), :mod:`.plan`, :mod:`.run`, :mod:`.parts` (long
-audio), :mod:`.store` (cache writes and the memo), :mod:`.progress` (bar,
-hook), :mod:`.budget`, :mod:`.threads`, :mod:`.sync` (:func:`run_in_thread`).
+window and AIMD in :class:`TokenBucket`, which Dask's token service holds too;
+backoff), :mod:`.retry` (the one retry layer), :mod:`.control` (stopping),
+:mod:`.plan`, :mod:`.run`, :mod:`.parts` (long audio), :mod:`.store` (cache
+writes and the memo), :mod:`.progress` (bar, hook), :mod:`.budget`,
+:mod:`.threads`, :mod:`.sync` (:func:`run_in_thread`).
 """
 
 from cf_transcribe_pandas.engine.events import Event, RateChange, RetryDetails, RowDone
 from cf_transcribe_pandas.engine.options import RunOptions
+from cf_transcribe_pandas.engine.pacing import Limiter, TokenBucket
 from cf_transcribe_pandas.engine.results import RunResult, assemble, result_columns
 from cf_transcribe_pandas.engine.run import transcribe_rows
 from cf_transcribe_pandas.engine.sync import run_in_thread
 
 __all__ = [
     "Event",
+    "Limiter",
     "RateChange",
     "RetryDetails",
     "RowDone",
     "RunOptions",
     "RunResult",
+    "TokenBucket",
     "assemble",
     "result_columns",
     "run_in_thread",

@@ -2,8 +2,8 @@
 window, and an adaptive slow-down when the service says "too many".
 
 * **Token bucket.** Tokens arrive at ``rate`` per ``WINDOW_SECONDS +
-  WINDOW_MARGIN`` seconds (the hard window's own pace, a hair under ``rate /
-  60`` per second) and the bucket holds at most about one second of them
+  margin`` seconds (the hard window's own pace, a hair under ``rate / 60``
+  per second) and the bucket holds at most about one second of them
   (``max(1, rate / 60)``), so a run never opens with a burst of a minute's
   worth of requests. It starts with one token. Pacing at the hard window's pace
   means a run at the limit never stalls on the window, and a service whose
@@ -12,10 +12,11 @@ window, and an adaptive slow-down when the service says "too many".
 * **Hard window.** Whatever the bucket says, no more than ``limit`` requests are
   started in any 60-second window. This is what the account's limit means, and
   it keeps a run that idled (full bucket) from overshooting. The window is
-  ``WINDOW_SECONDS + WINDOW_MARGIN`` long on our side: a request reaches the
-  service a little after we start it, by a delay that varies, so a run paced
-  exactly at the limit would otherwise see the request that starts a new
-  minute land just inside the service's old one about half the time.
+  ``WINDOW_SECONDS + margin`` long on our side (``WINDOW_MARGIN`` by default):
+  a request reaches the service a little after we start it, by a delay that
+  varies, so a run paced exactly at the limit would otherwise see the request
+  that starts a new minute land just inside the service's old one about half
+  the time.
 * **AIMD.** A 429/3040 answer multiplies the send rate by ``decrease`` (at most
   once per ``cooldown``, so a burst of 429s from one moment counts once); each
   success adds ``limit * increase`` back, up to the configured limit. The
@@ -24,9 +25,12 @@ window, and an adaptive slow-down when the service says "too many".
   capacity answers arrive per request and a run-wide pause per 429 would stall
   a run that sees a steady trickle of them.
 
-Rate limiters are shared by every task of a run (one event loop). The Dask
-backend plugs a cluster-wide limiter in behind the same :class:`Limiter`
-protocol.
+The three rules live in one place, :class:`TokenBucket`: synchronous and
+non-blocking (``take`` says how long to wait), on an injected clock.
+:class:`RateLimiter` is the engine's limiter for one event loop, a bucket and a
+queue of waiters. The Dask backend's token service holds a :class:`TokenBucket`
+for the whole cluster and plugs a cluster-wide limiter in behind the same
+:class:`Limiter` protocol.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-__all__ = ["Limiter", "RateLimiter", "backoff_delay"]
+__all__ = ["Limiter", "RateLimiter", "TokenBucket", "backoff_delay"]
 
 logger = logging.getLogger("cf_transcribe_pandas")
 
@@ -100,8 +104,144 @@ class Limiter(Protocol):
         """Requests started in the last 60 seconds."""
 
 
+class TokenBucket:
+    """Token bucket + hard window + AIMD on one clock; it never waits itself.
+
+    Args:
+        limit: The account's limit in requests per minute (> 0).
+        margin: Seconds added to the 60 s hard window (see the module docstring);
+            a caller whose grants reach the service later (a token handed on to
+            another process) passes a larger one.
+        decrease: Factor applied to the rate on a 429/3040.
+        increase: Fraction of ``limit`` added back per success.
+        min_fraction: The rate never drops below ``limit * min_fraction``.
+        cooldown: Seconds during which further 429s do not lower the rate again.
+        clock: Monotonic clock (seconds).
+        on_rate_change: Called with (old_rate, new_rate) whenever the rate moves
+            by at least 5 % of the limit or returns to the limit.
+    """
+
+    def __init__(
+        self,
+        limit: float,
+        *,
+        margin: float = WINDOW_MARGIN,
+        decrease: float = 0.75,
+        increase: float = 0.01,
+        min_fraction: float = 0.05,
+        cooldown: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_rate_change: Callable[[float, float], None] | None = None,
+    ) -> None:
+        self._window_s = WINDOW_SECONDS + margin
+        self._pace = WINDOW_SECONDS / self._window_s
+        self._decrease = decrease
+        self._increase = increase
+        self._min_fraction = min_fraction
+        self._cooldown = cooldown
+        self._clock = clock
+        self._on_rate_change = on_rate_change
+        self.limit = -1.0  # set by configure()
+        self.rate = self._reported_rate = 1.0
+        self._tokens = 1.0
+        self._last = clock()
+        self._last_decrease = -1e18
+        # Start times of the grants of the last window (at most `limit` of them).
+        self._window: collections.deque[float] = collections.deque()
+        self.configure(limit)
+
+    def configure(self, limit: float) -> None:
+        """Set the limit (requests/minute); a new limit also resets the rate to it.
+
+        Raises:
+            ValueError: ``limit`` is not > 0.
+        """
+        if not limit > 0:
+            raise ValueError(f"rate limit must be > 0 requests/minute, got {limit!r}")
+        if float(limit) != self.limit:
+            self.limit = float(limit)
+            self.rate = self._reported_rate = float(limit)
+            self._min_rate = max(self.limit * self._min_fraction, 1e-3)
+            self._tokens = min(self._tokens, self.capacity)
+
+    @property
+    def capacity(self) -> float:
+        """Most tokens the bucket holds: about one second of requests, at least 1."""
+        return max(1.0, self.rate / 60.0)
+
+    def start_run(self) -> None:
+        """A new run opens with at most one token (no burst from an idle bucket)."""
+        self._advance(self._clock())
+        self._tokens = min(self._tokens, 1.0)
+
+    def take(self, want: int = 1) -> tuple[int, float]:
+        """Grant up to ``want`` tokens now.
+
+        Returns:
+            (tokens granted, seconds until one may be granted when none was).
+        """
+        now = self._clock()
+        self._advance(now)
+        room = max(1, int(self.limit)) - len(self._window)
+        n = min(max(1, want), int(self._tokens + 1e-9), room)  # float dust counts as a token
+        if n >= 1:
+            self._tokens -= n
+            self._window.extend([now] * n)
+            return n, 0.0
+        waits = [1e-6]
+        if self._tokens < 1.0:
+            waits.append((1.0 - self._tokens) * 60.0 / (self.rate * self._pace))
+        if room <= 0:
+            waits.append(self._window[0] + self._window_s - now)
+        return 0, max(waits)
+
+    def recent(self) -> int:
+        """Grants in the last 60 seconds."""
+        now = self._clock()
+        self._advance(now)
+        horizon = now - WINDOW_SECONDS
+        # The window keeps the margin's worth of older grants too: skip them.
+        return sum(1 for start in self._window if start >= horizon)
+
+    def on_success(self, n: int = 1) -> None:
+        """Additive increase after ``n`` successes, up to the limit."""
+        if n > 0 and self.rate < self.limit:
+            self._set_rate(min(self.limit, self.rate + self.limit * self._increase * n))
+
+    def on_throttle(self) -> bool:
+        """Multiplicative decrease, at most once per cooldown.
+
+        Returns:
+            Whether the rate moved.
+        """
+        now = self._clock()
+        if now - self._last_decrease < self._cooldown:
+            return False
+        self._last_decrease = now
+        self._set_rate(max(self._min_rate, self.rate * self._decrease))
+        return True
+
+    def _advance(self, now: float) -> None:
+        elapsed = max(0.0, now - self._last)
+        self._last = now
+        self._tokens = min(self.capacity, self._tokens + elapsed * self.rate * self._pace / 60.0)
+        window = self._window
+        while window and now - window[0] >= self._window_s:
+            window.popleft()
+
+    def _set_rate(self, new: float) -> None:
+        self.rate = new
+        self._tokens = min(self._tokens, self.capacity)
+        moved = abs(new - self._reported_rate) >= 0.05 * self.limit
+        if moved or (new == self.limit and self._reported_rate != self.limit):
+            logger.info("send rate %.0f -> %.0f requests/min", self._reported_rate, new)
+            if self._on_rate_change is not None:
+                self._on_rate_change(self._reported_rate, new)
+            self._reported_rate = new
+
+
 class RateLimiter:
-    """Token bucket + 60 s window + AIMD, for one event loop.
+    """The engine's :class:`Limiter` for one event loop: a :class:`TokenBucket` and a queue.
 
     Args:
         limit: The account's limit in requests per minute (> 0).
@@ -113,6 +253,9 @@ class RateLimiter:
         sleep: Coroutine function that waits (tests pass one that moves ``clock``).
         on_rate_change: Called with (old_rate, new_rate) whenever the rate moves
             by at least 5 % of the limit or returns to the limit.
+
+    Raises:
+        ValueError: ``limit`` is not > 0.
     """
 
     def __init__(
@@ -127,105 +270,52 @@ class RateLimiter:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_rate_change: Callable[[float, float], None] | None = None,
     ) -> None:
-        if not limit > 0:
-            raise ValueError(f"rate limit must be > 0 requests/minute, got {limit!r}")
-        self.limit = float(limit)
-        self._rate = float(limit)
-        self._decrease = decrease
-        self._increase = increase
-        self._min_rate = max(self.limit * min_fraction, 1e-3)
-        self._cooldown = cooldown
-        self._clock = clock
+        self.bucket = TokenBucket(
+            limit,
+            decrease=decrease,
+            increase=increase,
+            min_fraction=min_fraction,
+            cooldown=cooldown,
+            clock=clock,
+            on_rate_change=on_rate_change,
+        )
         self._sleep = sleep
-        self._on_rate_change = on_rate_change
-        self._tokens = 1.0
-        self._last = clock()
-        self._last_decrease = -1e9
-        self._reported_rate = self._rate
-        # Start times of the requests of the last 60 s (at most `limit` entries).
-        self._window: collections.deque[float] = collections.deque()
         self._lock = asyncio.Lock()
+
+    @property
+    def limit(self) -> float:
+        """The configured limit in requests per minute."""
+        return self.bucket.limit
 
     @property
     def rate(self) -> float:
         """The current send rate in requests per minute."""
-        return self._rate
+        return self.bucket.rate
 
     @property
     def capacity(self) -> float:
         """Most tokens the bucket holds: about one second of requests, at least 1."""
-        return max(1.0, self._rate / 60.0)
+        return self.bucket.capacity
 
     def recent_rpm(self) -> float:
         """Requests started in the last 60 seconds."""
-        now = self._clock()
-        self._trim(now)
-        window = self._window
-        if not window:
-            return 0.0
-        # The window keeps the margin's worth of older starts too: skip them.
-        horizon = now - WINDOW_SECONDS
-        old = 0
-        for start in window:
-            if start >= horizon:
-                break
-            old += 1
-        return float(len(window) - old)
-
-    def _trim(self, now: float) -> None:
-        window = self._window
-        while window and now - window[0] >= WINDOW_SECONDS + WINDOW_MARGIN:
-            window.popleft()
-
-    def _refill(self, now: float) -> None:
-        elapsed = max(0.0, now - self._last)
-        self._last = now
-        self._tokens = min(self.capacity, self._tokens + elapsed * self._rate * PACE / 60.0)
-
-    def _wait_time(self, now: float) -> float:
-        """Seconds until a request may start (0 when it may start now)."""
-        waits = [0.0]
-        self._refill(now)
-        if self._tokens < 1.0:
-            waits.append((1.0 - self._tokens) * 60.0 / (self._rate * PACE))
-        self._trim(now)
-        hard_cap = int(self.limit)
-        if len(self._window) >= max(1, hard_cap):
-            waits.append(self._window[0] + WINDOW_SECONDS + WINDOW_MARGIN - now)
-        return max(0.0, *waits)
+        return float(self.bucket.recent())
 
     async def acquire(self) -> None:
         """Wait until one request may be sent, then take its token."""
         # The lock makes waiters queue in order (no thundering herd).
         async with self._lock:
             while True:
-                now = self._clock()
-                wait = self._wait_time(now)
-                if wait <= 1e-9:  # float dust counts as now
-                    self._tokens -= 1.0
-                    self._window.append(now)
+                granted, wait = self.bucket.take(1)
+                if granted:
                     return
                 await self._sleep(wait)
 
     def on_success(self) -> None:
         """Additive increase after a success, up to the limit."""
-        if self._rate < self.limit:
-            self._set_rate(min(self.limit, self._rate + self.limit * self._increase))
+        self.bucket.on_success()
 
     def on_throttle(self, retry_after: float | None) -> None:
         """Multiplicative decrease, at most once per cooldown."""
         del retry_after  # honored by the row that got it; see the module docstring
-        now = self._clock()
-        if now - self._last_decrease >= self._cooldown:
-            self._last_decrease = now
-            self._set_rate(max(self._min_rate, self._rate * self._decrease))
-
-    def _set_rate(self, new: float) -> None:
-        self._rate = new
-        self._tokens = min(self._tokens, self.capacity)
-        moved = abs(new - self._reported_rate) >= 0.05 * self.limit
-        if moved or (new == self.limit and self._reported_rate != self.limit):
-            logger.info("send rate %.0f -> %.0f requests/min", self._reported_rate, new)
-            if self._on_rate_change is not None:
-                self._on_rate_change(self._reported_rate, new)
-            self._reported_rate = new
+        self.bucket.on_throttle()
