@@ -117,7 +117,6 @@ def run_dask(emu: Emulator, rows: pd.DataFrame, limit: float, workers: int) -> d
         start = time.perf_counter()
         out.compute()
         seconds = time.perf_counter() - start
-        cfd._forget_services(client)
     return measure(emu, limit, seconds)
 
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 import array
 import asyncio
 import bisect
+import functools
 import inspect
 import io
 import logging
+import subprocess
+import sys
 import time
 import wave
 from collections.abc import Callable, Iterator
@@ -29,7 +32,11 @@ psutil = pytest.importorskip("psutil")
 
 import cf_transcribe_pandas  # noqa: E402  (registers df.cfai)
 import cf_transcribe_pandas.dask as cfd  # noqa: E402  (registers ddf.cfai)
-from cf_transcribe_pandas.dask import RunSummary, _Bucket  # noqa: E402
+from cf_transcribe_pandas.client import Credentials  # noqa: E402
+from cf_transcribe_pandas.dask import RunSummary  # noqa: E402
+from cf_transcribe_pandas.dask.limiter import ClusterLimiter, RunStopped  # noqa: E402
+from cf_transcribe_pandas.dask.partition import cluster_error  # noqa: E402
+from cf_transcribe_pandas.dask.tokens import service_for  # noqa: E402
 from cf_transcribe_pandas.emulator import Emulator  # noqa: E402
 from cf_transcribe_pandas.errors import (  # noqa: E402
     AudioError,
@@ -67,6 +74,19 @@ def bytes_frame(n: int, npartitions: int) -> Any:
 
 def creds(emu: Emulator) -> dict[str, Any]:
     return {"account_id": emu.account_id, "api_token": emu.token, "base_url": emu.base_url}
+
+
+def token_service(client: Any, emu: Emulator, rate_limit: float) -> Any:
+    """The emulator account's token service on ``client`` (the one transcribe() uses)."""
+    return service_for(client, Credentials(emu.account_id, emu.token, emu.base_url), rate_limit)
+
+
+def no_client_runs() -> bool:
+    try:
+        distributed.default_client()
+    except ValueError:
+        return True
+    return False
 
 
 def max_in_window(times: list[float], window: float = 60.0) -> int:
@@ -113,7 +133,6 @@ def client() -> Iterator[Any]:
     try:
         yield c
     finally:
-        cfd._forget_services(c)
         c.close()
         cluster.close()
         assert wait_for(lambda: not {p.pid for p in worker_processes()} - before, timeout=15), (
@@ -121,88 +140,7 @@ def client() -> Iterator[Any]:
         )
 
 
-@pytest.fixture
-def summary_reset(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cfd, "_last_summary", None)
-
-
-# ---------------------------------------------------------------- the bucket, on a fake clock
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def drain(bucket: _Bucket, clock: FakeClock, n: int, want: int = 1) -> list[float]:
-    """Take ``n`` tokens as fast as the bucket allows; return the grant times."""
-    times: list[float] = []
-    while len(times) < n:
-        granted, wait = bucket.take(want)
-        times.extend([clock.now] * granted)
-        if not granted:
-            assert wait > 0
-            clock.now += wait
-    return times[:n]
-
-
-def test_bucket_paces_from_one_token_without_a_burst() -> None:
-    clock = FakeClock()
-    bucket = _Bucket(600, clock=clock)
-    assert bucket.take(8) == (1, 0.0)  # one token at start
-    granted, wait = bucket.take(8)
-    assert granted == 0
-    # 600 per 61 s (the hard window's pace): a hair wider than one per 0.1 s
-    assert wait == pytest.approx(0.1 * cfd.SERVICE_WINDOW_SECONDS / 60)
-
-
-def test_bucket_starts_each_run_with_one_token() -> None:
-    clock = FakeClock()
-    bucket = _Bucket(600, clock=clock)
-    clock.now += 30  # idle: the bucket fills up to one second of tokens
-    assert bucket.take(8) == (8, 0.0)
-    clock.now += 30
-    bucket.start_run()
-    assert bucket.take(8) == (1, 0.0)
-
-
-def test_bucket_never_grants_more_than_the_limit_in_any_window() -> None:
-    clock = FakeClock()
-    bucket = _Bucket(300, clock=clock)
-    times = drain(bucket, clock, 900, want=8)
-    assert max_in_window(times, cfd.SERVICE_WINDOW_SECONDS) <= 300
-    assert max_in_window(times, 60.0) <= 300
-    rate = (len(times) - 1) / (times[-1] - times[0]) * 60
-    assert rate >= 0.95 * 300  # the margin costs under 2 %
-
-
-def test_bucket_lowers_the_rate_once_per_cooldown_and_recovers() -> None:
-    clock = FakeClock()
-    bucket = _Bucket(600, clock=clock)
-    assert bucket.on_throttle()
-    assert not bucket.on_throttle()  # same moment: counted once
-    assert bucket.rate == pytest.approx(450)
-    clock.now += 2.5
-    assert bucket.on_throttle()
-    assert bucket.rate == pytest.approx(337.5)
-    bucket.on_success(1000)
-    assert bucket.rate == 600
-    assert bucket.throttles == 3
-
-
-def test_bucket_configure_changes_limit() -> None:
-    clock = FakeClock()
-    bucket = _Bucket(600, clock=clock)
-    bucket.on_throttle()
-    bucket.configure(600)  # same limit: AIMD state kept
-    assert bucket.rate == pytest.approx(450)
-    bucket.configure(120)
-    assert bucket.limit == bucket.rate == 120
-    with pytest.raises(ValueError, match="> 0"):
-        bucket.configure(0)
+# ---------------------------------------------------------------- the summary
 
 
 def test_run_summary_text() -> None:
@@ -217,11 +155,7 @@ def test_run_summary_text() -> None:
 def test_bad_arguments_fail_before_any_work(monkeypatch: pytest.MonkeyPatch) -> None:
     ddf = dd.from_pandas(pd.DataFrame({"audio": CLIPS}), npartitions=2)
     kw = {"account_id": "a", "api_token": "t" * 20, "base_url": "http://127.0.0.1:9/client/v4"}
-
-    def no_cluster(client: Any) -> Any:
-        raise AssertionError("a cluster was started for a call that must fail")
-
-    monkeypatch.setattr(cfd, "_ensure_client", no_cluster)
+    assert no_client_runs()
     with pytest.raises(ConfigurationError, match="not in the DataFrame"):
         cfd.transcribe(ddf, "nope", **kw)
     with pytest.raises(ConfigurationError, match="dask DataFrame"):
@@ -230,14 +164,19 @@ def test_bad_arguments_fail_before_any_work(monkeypatch: pytest.MonkeyPatch) -> 
         cfd.transcribe(ddf, "audio", language=pd.Series(["en"] * len(CLIPS)), **kw)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="language"):
         cfd.transcribe(ddf, "audio", language="english", **kw)
-    with pytest.raises(ConfigurationError, match="shared filesystem"):
+    with pytest.raises(ConfigurationError, match="every Dask worker mounts"):
         cfd.transcribe(ddf, "audio", cache="s3://bucket/cache", **kw)
     with pytest.raises(ConfigurationError, match="errors="):
         ddf.cfai.transcribe("audio", errors="ignore", **kw)
+    with pytest.raises(ConfigurationError, match="did you mean 'rate_limit'"):
+        ddf.cfai.transcribe("audio", rate_limt=60, **kw)
+    with pytest.raises(ConfigurationError, match="must differ"):
+        ddf.cfai.transcribe("audio", "audio", **kw)
     for name in ("CLOUDFLARE_ACCOUNT_ID", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ConfigurationError, match="CLOUDFLARE_ACCOUNT_ID"):
         cfd.transcribe(ddf, "audio")
+    assert no_client_runs()  # no cluster was started for calls that fail
 
 
 def test_takes_the_arguments_of_the_pandas_accessor() -> None:
@@ -256,34 +195,44 @@ def test_cluster_error_says_what_to_do_on_the_cluster() -> None:
         code=3036,
         status=429,
     )
-    error = cfd._cluster_error(engine_words, cached=True)
+    error = cluster_error(engine_words, cached=True)
     assert type(error) is QuotaExceededError
     assert (error.code, error.status) == (3036, 429)
     assert str(error).startswith("Daily limit reached. The run stopped on every worker")
     assert ".partial" not in str(error)
-    assert cfd._cluster_error(error, cached=True).message == error.message  # idempotent
-    assert "not kept" in str(cfd._cluster_error(engine_words, cached=False))
+    assert cluster_error(error, cached=True).message == error.message  # idempotent
+    assert "not kept" in str(cluster_error(engine_words, cached=False))
     row = AudioError("a.wav: unreadable", code="unreadable_audio")
     row.partial = pd.DataFrame()
-    assert cfd._cluster_error(row, cached=True).partial is None
+    copied = cluster_error(row, cached=True)
+    assert (type(copied), copied.message, copied.partial) == (AudioError, row.message, None)
+    assert row.partial is not None  # the engine's error is left as it was
 
 
-def test_missing_dask_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = cfd._find_spec
-
-    def find_spec(name: str) -> Any:
-        return None if name == "distributed" else real(name)
-
-    monkeypatch.setattr(cfd, "_find_spec", find_spec)
-    with pytest.raises(ImportError, match=r'pip install "cf-transcribe-pandas\[dask\]"'):
-        cfd.transcribe(dd.from_pandas(pd.DataFrame({"audio": CLIPS}), npartitions=1), "audio")
+def test_missing_dask_names_the_extra() -> None:
+    """Without distributed, importing cf_transcribe_pandas.dask names the extra; the
+    package itself still imports."""
+    code = (
+        "import sys\n"
+        "sys.modules['distributed'] = None  # as if it were not installed\n"
+        "import cf_transcribe_pandas\n"
+        "try:\n"
+        "    import cf_transcribe_pandas.dask\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "distributed" in done.stdout
+    assert 'pip install "cf-transcribe-pandas[dask]"' in done.stdout
 
 
 # ---------------------------------------------------------------- on a cluster
 
 
 def test_same_text_columns_and_dtypes_as_pandas_and_rerun_is_free(
-    client: Any, tmp_path: Path, summary_reset: None
+    client: Any, tmp_path: Path
 ) -> None:
     pdf = pd.DataFrame({"audio": (CLIPS * 5)[:40], "n": range(40)}, index=range(100, 140))
     ddf = dd.from_pandas(pdf, npartitions=4)
@@ -294,6 +243,10 @@ def test_same_text_columns_and_dtypes_as_pandas_and_rerun_is_free(
         got = out.compute()
         first = emu.counters()["requests"]
         assert 8 <= first <= 32  # each distinct clip once per partition at most
+        # The run opens with one request, then the pace (720/min: 1 per 85 ms), no burst
+        # from the tokens the service's bucket gathered while the graph was built.
+        times = sorted(e["t"] for e in emu.requests())
+        assert times[1] - times[0] > 0.04
 
         expected = ddf.compute().cfai.transcribe("audio", cache=False, progress=False, **kw)
         assert list(got.columns) == list(expected.columns)
@@ -306,8 +259,8 @@ def test_same_text_columns_and_dtypes_as_pandas_and_rerun_is_free(
 
         emu.reset()
         again = cfd.transcribe(ddf, "audio", cache=tmp_path / "cache", **kw).compute()
-        # Both calls share the account's one token service on this Client.
-        assert len([v for v in cfd._services.values() if v[0] is client]) == 1
+        # Both computes went through the account's one token service on this Client.
+        assert token_service(client, emu, 720).snapshot().result()["runs"] == 2
         assert emu.counters()["requests"] == 0
         pd.testing.assert_series_equal(again["audio_text"], got["audio_text"])
         assert again["audio_text_cached"].all()
@@ -319,7 +272,7 @@ def test_same_text_columns_and_dtypes_as_pandas_and_rerun_is_free(
 
 
 def test_coerce_fills_error_columns_and_raise_stops_the_compute(
-    client: Any, tmp_path: Path, summary_reset: None
+    client: Any, tmp_path: Path
 ) -> None:
     values: list[Any] = [tiny_wav(i) for i in range(12)]
     values[3] = b"this is not audio"
@@ -382,29 +335,27 @@ def test_a_429_on_any_worker_slows_the_shared_rate(client: Any, tmp_path: Path) 
         got = out.compute()
         assert got["audio_text"].notna().all()
         assert emu.counters()["status"].get("429", 0) > 0
-        ((_, _future, actor),) = [v for v in cfd._services.values() if v[0] is client]
-        snap = actor.snapshot().result()
+        snap = token_service(client, emu, 6000).snapshot().result()
         assert snap["throttles"] >= 1
         assert snap["lowest"] < snap["limit"] == 6000  # lowered for every worker
 
 
 def test_limiter_stop_reaches_other_workers(client: Any) -> None:
-    from cf_transcribe_pandas.client import Credentials
-
-    actor = cfd._service_for(client, Credentials("acct", "t" * 20), 600)
+    actor = service_for(client, Credentials("acct", "t" * 20), 600)
 
     def stop_here(service: Any) -> str:
-        limiter = cfd.ClusterLimiter(service, "run-1")
-        limiter.on_stop(QuotaExceededError("daily limit", code=3036, status=429))
+        limiter = ClusterLimiter(service, "run-1")
+        first = limiter.stop(QuotaExceededError("daily limit", code=3036, status=429))
+        assert first.code == 3036
         limiter.close()
         return distributed.get_worker().address
 
     def acquire_there(service: Any, where: str) -> str:
         assert distributed.get_worker().address != where
-        limiter = cfd.ClusterLimiter(service, "run-1")
+        limiter = ClusterLimiter(service, "run-1")
         try:
             asyncio.run(limiter.acquire())
-        except cfd._Halted as exc:
+        except RunStopped as exc:
             return f"stopped: {exc.error.code}"
         finally:
             limiter.close()
@@ -418,7 +369,7 @@ def test_limiter_stop_reaches_other_workers(client: Any) -> None:
     assert again.result() == "stopped: 3036"  # stays stopped for the run
 
     def acquire_other_run(service: Any) -> str:
-        limiter = cfd.ClusterLimiter(service, "run-2")
+        limiter = ClusterLimiter(service, "run-2")
         try:
             asyncio.run(limiter.acquire())
         finally:
@@ -431,13 +382,15 @@ def test_limiter_stop_reaches_other_workers(client: Any) -> None:
 def test_starts_a_local_cluster_for_the_session_when_no_client_runs(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with pytest.raises(ValueError, match="No clients found"):
-        distributed.default_client()
-    monkeypatch.setattr(
-        cfd,
-        "_LOCAL_CLUSTER_KWARGS",
-        {"n_workers": 1, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"},
+    assert no_client_runs()
+    small = functools.partial(
+        distributed.LocalCluster,
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",  # the default port may be taken on a shared machine
     )
+    monkeypatch.setattr(distributed, "LocalCluster", small)
     before = {p.pid for p in worker_processes()}
     ddf = dd.from_pandas(pd.DataFrame({"audio": CLIPS[:2]}), npartitions=1)
     try:
@@ -445,15 +398,16 @@ def test_starts_a_local_cluster_for_the_session_when_no_client_runs(
             out = cfd.transcribe(ddf, "audio", cache=tmp_path / "c", **creds(emu))
             assert "started a LocalCluster" in caplog.text
             assert "http://" in caplog.text  # the dashboard link
-            session = cfd._session
-            assert session is not None
-            out.compute()  # the session client is the default one
+            session = distributed.default_client()  # the session's client is the default one
+            out.compute()
+            caplog.clear()
             cfd.transcribe(ddf, "audio", cache=tmp_path / "c", **creds(emu)).compute()
-            assert cfd._session is session  # kept for the session, not one per call
+            assert distributed.default_client() is session  # kept for the session
+            assert "started a LocalCluster" not in caplog.text
             assert emu.counters()["requests"] == 2
     finally:
         cfd.close_local_cluster()
-    assert cfd._session is None
+    assert no_client_runs()
     assert wait_for(lambda: not {p.pid for p in worker_processes()} - before, timeout=15)
     cfd.close_local_cluster()  # idempotent
 
