@@ -13,9 +13,10 @@ Rows flow one way::
 Modules: :mod:`.options` (:class:`RunOptions`), :mod:`.events` (hook types),
 :mod:`.results` (:class:`RunResult`, columns), :mod:`.pacing` (token bucket,
 AIMD, backoff: shared with Dask), :mod:`.retry` (the one retry layer),
-:mod:`.control` (stopping), :mod:`.plan`, :mod:`.run`, :mod:`.parts` (long
-audio), :mod:`.store` (cache writes and the memo), :mod:`.progress` (bar,
-hook), :mod:`.budget`, :mod:`.threads`, :mod:`.sync` (:func:`run_in_thread`).
+:mod:`.control` (stopping), :mod:`.plan`, :mod:`.run`, :mod:`.send` (one
+job's requests), :mod:`.parts` (long audio), :mod:`.store` (cache writes and
+the memo), :mod:`.progress` (bar, hook), :mod:`.outcome`, :mod:`.budget`,
+:mod:`.threads`, :mod:`.sync` (:func:`run_in_thread`).
 """
 
 from cf_transcribe_pandas.engine.events import Event, RateChange, RetryDetails, RowDone

@@ -144,8 +144,7 @@ class Planner:
         """
         secret = self._opts.credentials.api_token
         for row in range(len(self._values)):
-            if row % _CHECK_EVERY == 0 and self._cancelled.is_set():
-                raise Stopped
+            self._check(row)
             try:
                 self._classify(row)
             except TranscribeError as exc:
@@ -154,7 +153,7 @@ class Planner:
                 self._failed.append((row, unexpected(exc, f"row {row}", secret)))
         self._read_memo()
         self._keyed.sort(key=itemgetter(0))
-        keys = [self._key(row, sha) for row, sha, _ in self._keyed]
+        keys = self._keys()
         cache = self._opts.cache
         hits = cache.lookup_results(keys) if cache is not None and keys else {}
         return self._group(keys, hits, result)
@@ -202,8 +201,18 @@ class Planner:
     def _source(self, row: int) -> Source:
         return to_source(self._values[row], fetch_urls=self._opts.fetch_urls)
 
-    def _key(self, row: int, sha256: str) -> str:
-        return key_for(self._opts, sha256, self._languages[row], self._prompts[row])
+    def _check(self, i: int) -> None:
+        if i % _CHECK_EVERY == 0 and self._cancelled.is_set():
+            raise Stopped
+
+    def _keys(self) -> list[str]:
+        """The cache key of every row whose sha256 is known, in :attr:`_keyed` order."""
+        opts, languages, prompts = self._opts, self._languages, self._prompts
+        keys: list[str] = []
+        for i, (row, sha, _) in enumerate(self._keyed):
+            self._check(i)
+            keys.append(key_for(opts, sha, languages[row], prompts[row]))
+        return keys
 
     def _group(self, keys: list[str], hits: dict[str, Hit], result: RunResult) -> Plan:
         cached: list[int] = []
@@ -215,8 +224,7 @@ class Planner:
             result.cached,
         )
         for i, ((row, sha, stat_key), key) in enumerate(zip(self._keyed, keys, strict=True)):
-            if i % _CHECK_EVERY == 0 and self._cancelled.is_set():
-                raise Stopped
+            self._check(i)
             hit = hits.get(key)
             if hit is not None:
                 texts[row], durations[row], models[row] = hit

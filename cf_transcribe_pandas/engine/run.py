@@ -1,13 +1,13 @@
 """One run: the plan (in a thread), then ``concurrency`` workers that send the jobs.
 
-A worker takes the next job; a job whose key is not known yet (a local file
-not in the memo, an fsspec file, a downloaded URL) is read, hashed and looked
-up alone in a thread, and joins a job in flight with the same key. The audio
-is prepared (sniffed, re-encoded, split) in a thread within the byte budget,
-sent part by part through the one retry layer, and the row and its followers
-are done; the text goes to the cache writer. Blocking work runs in the run's
-own thread pool; a run leaves no thread or session behind, even when cancelled.
-"""
+A worker takes the next job, within the byte budget. A job whose key is not
+known yet (a local file not in the memo, an fsspec file, a downloaded URL) is
+read, hashed, looked up alone and, when new, prepared (sniffed, re-encoded,
+split), all in one thread call; it joins a job with the same key if there is
+one. Other jobs are read and prepared in a thread. The parts go through the
+one retry layer (:mod:`.send`); the row and its followers are done; the text
+goes to the cache writer. Blocking work runs in the run's own thread pool; a
+run leaves no thread or session behind, even when cancelled."""
 
 from __future__ import annotations
 
