@@ -7,7 +7,8 @@ split), all in one thread call; it joins a job with the same key if there is
 one. Other jobs are read and prepared in a thread. The parts go through the
 one retry layer (:mod:`.send`); the row and its followers are done; the text
 goes to the cache writer. Blocking work runs in the run's own thread pool; a
-run leaves no thread or session behind, even when cancelled."""
+run leaves no thread or session behind, even when cancelled.
+"""
 
 from __future__ import annotations
 
