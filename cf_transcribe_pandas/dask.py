@@ -138,7 +138,7 @@ def _find_spec(name: str) -> Any:
 class _Bucket:
     """Token bucket + hard window + AIMD on one clock (the token service's).
 
-    Same rules as :class:`cf_transcribe_pandas.ratelimit.RateLimiter`, but
+    Same rules as :class:`cf_transcribe_pandas.engine.pacing.RateLimiter`, but
     non-blocking (``take`` says how long to wait) so one object can serve
     many remote callers, and with a window of ``window`` seconds.
 
@@ -165,7 +165,7 @@ class _Bucket:
     ) -> None:
         self._clock = clock
         self._window_s = window
-        # Tokens arrive at the hard window's pace, as in RateLimiter (ratelimit.PACE).
+        # Tokens arrive at the hard window's pace, as in RateLimiter (engine.pacing.PACE).
         self._pace = min(1.0, 60.0 / window)
         self._decrease = decrease
         self._increase = increase
@@ -410,7 +410,7 @@ class _Halted(Exception):
 
 
 class ClusterLimiter:
-    """The engine's :class:`~cf_transcribe_pandas.ratelimit.Limiter` on a Dask worker.
+    """The engine's :class:`~cf_transcribe_pandas.engine.pacing.Limiter` on a Dask worker.
 
     Leases tokens from the run's token service a few at a time (as many as
     requests wait, at most ``MAX_LEASE``) and hands them out at once;

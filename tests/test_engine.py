@@ -12,6 +12,7 @@ process) is the witness for "nothing was sent after the stop".
 from __future__ import annotations
 
 import asyncio
+import base64
 import gc
 import hashlib
 import itertools
@@ -30,7 +31,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from clips import Sample, wav_bytes
+from clips import Sample, emulator_kwargs, wav_bytes, write_clips
 
 from cf_transcribe_pandas import (
     AudioError,
@@ -41,7 +42,8 @@ from cf_transcribe_pandas import (
     RetryDetails,
     RowDone,
 )
-from cf_transcribe_pandas.cache import Cache, cache_key
+from cf_transcribe_pandas.audio import to_source
+from cf_transcribe_pandas.cache import Cache, CachedRow, cache_key
 from cf_transcribe_pandas.client import Credentials
 from cf_transcribe_pandas.emulator import Emulator
 from cf_transcribe_pandas.engine import RunOptions, RunResult, transcribe_rows
@@ -231,6 +233,197 @@ def test_finished_rows_are_flushed_in_batches_during_the_run(
     parts = list((Path(run_kwargs["cache"]) / "results").glob("*.parquet"))
     assert len(parts) >= 2
     assert len(Cache(run_kwargs["cache"])) == 60
+
+
+@pytest.mark.parametrize("cache", [False, True], ids=["no cache", "cache"])
+def test_identical_audio_is_sent_once_with_or_without_a_cache(
+    emulator: Emulator, tmp_path: Path, cache: bool
+) -> None:
+    a, b = wav_bytes(11, seconds=0.05), wav_bytes(12, seconds=0.05)
+    path = tmp_path / "a.wav"
+    path.write_bytes(a)
+    uri = "data:audio/wav;base64," + base64.b64encode(a).decode()
+    values: list[Any] = [a, b, a, str(path), uri, b, str(path)]
+    out = pd.DataFrame({"audio": values}).cfai.transcribe(
+        "audio", **emulator_kwargs(emulator, tmp_path / "cache" if cache else False)
+    )
+    assert sorted(e["sha256"] for e in emulator.requests()) == sorted(
+        hashlib.sha256(x).hexdigest() for x in (a, b)
+    )
+    texts = out["audio_text"].tolist()
+    assert texts[0] == texts[2] == texts[3] == texts[4] == texts[6]
+    assert texts[1] == texts[5] != texts[0]
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["cache", "no cache"])
+def test_a_mixed_column_sends_each_distinct_audio_once_and_reruns_from_the_cache(
+    emulator: Emulator, tmp_path: Path, cached: bool
+) -> None:
+    """Files, a repeated path, a text file, a missing file, bytes equal to a file
+    and new bytes: each row gets its own outcome, each distinct audio one request."""
+    paths, shas = write_clips(tmp_path / "audio", 150, seed=4100)
+    (tmp_path / "audio" / "text.wav").write_text("not audio", encoding="utf-8")
+    values: list[Any] = [*paths, paths[0], str(tmp_path / "audio" / "text.wav")]
+    values.append(str(tmp_path / "nope.wav"))
+    first, new = wav_bytes(4100, seconds=0.05), wav_bytes(9999, seconds=0.05)
+    values += [first, new]  # bytes equal to the first file, and new bytes
+    kwargs = emulator_kwargs(emulator, tmp_path / "cache" if cached else False)
+    out = pd.DataFrame({"audio": values}).cfai.transcribe("audio", errors="coerce", **kwargs)
+    texts = out["audio_text"]
+    assert texts.iloc[: len(paths)].notna().all()
+    assert texts.iloc[len(paths)] == texts.iloc[0]  # a repeated path joins the first row
+    assert out["audio_text_error_code"].iloc[len(paths) + 1] is not pd.NA
+    assert pd.isna(texts.iloc[len(paths) + 1])
+    assert pd.isna(texts.iloc[len(paths) + 2])
+    assert out["audio_text_error_code"].iloc[len(paths) + 2] == "file_not_found"
+    assert texts.iloc[-2] == texts.iloc[0]
+    # One request per distinct audio: the repeated path and the equal bytes are not sent,
+    # and the bad files fail before anything is sent.
+    log = emulator.requests()
+    assert {e["status"] for e in log} == {200}
+    assert sorted(e["sha256"] for e in log) == sorted({*shas, hashlib.sha256(new).hexdigest()})
+    if not cached:
+        return
+    rerun = pd.DataFrame({"audio": values}).cfai.transcribe("audio", errors="coerce", **kwargs)
+    assert rerun["audio_text"].equals(texts)
+    assert len(emulator.requests()) == len(log)  # the rerun comes from the cache
+
+
+def test_copies_of_cached_files_come_from_the_cache(emulator: Emulator, tmp_path: Path) -> None:
+    """Audio cached under another path (a copy, not in the memo) is found by its
+    hash: those rows come from the cache, the new ones are sent once."""
+    paths, shas = write_clips(tmp_path / "clips", 200, seed=300)
+    cache_dir = tmp_path / "cache"
+    first = pd.DataFrame({"audio": paths[::2]}).cfai.transcribe(
+        "audio", **emulator_kwargs(emulator, cache_dir, rate_limit=100_000)
+    )
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    values = []
+    for i, path in enumerate(paths):  # even rows: copies of cached files; odd: new
+        if i % 2 == 0:
+            values.append(str(copies / f"copy{i:04d}.wav"))
+            Path(values[-1]).write_bytes(Path(path).read_bytes())
+        else:
+            values.append(path)
+    before = len(emulator.requests())
+    out = pd.DataFrame({"audio": values}).cfai.transcribe(
+        "audio", **emulator_kwargs(emulator, cache_dir, rate_limit=100_000)
+    )
+    sent = sorted(e["sha256"] for e in emulator.requests(since=before))
+    assert sent == sorted(shas[1::2])  # the copies were not sent again
+    assert out["audio_text"].iloc[::2].tolist() == first["audio_text"].tolist()
+    assert out["audio_text"].notna().all()
+
+
+def test_lookup_results_agrees_with_lookup(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    rows = [
+        CachedRow.new(f"{i:064x}", f"text {i}", model=MODEL, duration_s=None if i % 3 else i / 2)
+        for i in range(50)
+    ]
+    with cache.writer(flush_rows=7, flush_seconds=None) as w:
+        w.add_many(rows)
+    keys = [r.key for r in rows] + ["0" * 64]
+    full = Cache(tmp_path / "cache").lookup(keys)
+    brief = Cache(tmp_path / "cache").lookup_results(keys)
+    assert set(brief) == set(full) == {r.key for r in rows}
+    assert brief == {k: (r.text, r.duration_s, r.model) for k, r in full.items()}
+
+
+# ---------------------------------------------------------------- local paths and the memo
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a/b.wav",
+        "/x/y//z.wav",
+        "./a.wav",
+        "a/./b.wav",
+        "a/",
+        ".",
+        "~/x.wav",
+        "/a/b/../c.wav",
+        "//x/y.wav",
+        "a/.",
+        "/.hidden/x.wav",
+        "with space/ü.wav",
+    ],
+)
+def test_path_label_is_what_pathlib_would_print(value: str) -> None:
+    source = to_source(value)
+    expected = str(Path(value).expanduser())
+    assert source.kind == "path"
+    assert source.label == source.fspath == expected
+    assert source.path == Path(expected)
+
+
+@pytest.fixture
+def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "a.wav").write_bytes(wav_bytes(1))
+    (tmp_path / "link_dir").symlink_to(real)
+    (real / "link.wav").symlink_to(real / "a.wav")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "{t}/real/a.wav",
+        "real/a.wav",
+        "./real/a.wav",
+        "{t}/link_dir/a.wav",
+        "{t}/real/link.wav",
+        "{t}/real/../real/a.wav",
+        "link_dir/../real/a.wav",
+    ],
+)
+def test_stat_key_with_shared_directories_equals_the_plain_one(tree: Path, value: str) -> None:
+    source = to_source(value.format(t=tree))
+    key = source.stat_key()
+    assert key is not None
+    assert key[0] == os.path.realpath(tree / "real" / "a.wav")
+    assert source.stat_key({}) == key
+    dirs: dict[str, str] = {}
+    to_source(str(tree / "real" / "a.wav")).stat_key(dirs)  # a directory already resolved
+    assert source.stat_key(dirs) == key
+
+
+def test_a_cached_rerun_reports_every_row(emulator: Emulator, run_kwargs: dict[str, Any]) -> None:
+    audio = _wavs(3)
+    df = pd.DataFrame({"audio": [audio[0], None, audio[1], audio[0], audio[2], None]})
+    first = df.cfai.transcribe("audio", provenance=True, **run_kwargs)
+    assert emulator.counters()["requests"] == 3
+    emulator.reset()
+    events: list[Any] = []
+    again = df.cfai.transcribe("audio", provenance=True, on_event=events.append, **run_kwargs)
+    assert emulator.counters()["requests"] == 0
+    pd.testing.assert_series_equal(again["audio_text"], first["audio_text"])
+    assert again["audio_text_cached"].tolist() == [True, False, True, True, True, False]
+    statuses = sorted((e.row, e.status) for e in events if isinstance(e, RowDone))
+    assert statuses == [
+        (0, "cached"),
+        (1, "skipped"),
+        (2, "cached"),
+        (3, "cached"),
+        (4, "cached"),
+        (5, "skipped"),
+    ]
+
+
+def test_with_errors_raise_a_row_that_fails_before_sending_stops_the_run_at_once(
+    tmp_path: Path, emulator: Emulator, run_kwargs: dict[str, Any]
+) -> None:
+    df = pd.DataFrame({"audio": [*_wavs(5), str(tmp_path / "missing.wav"), *_wavs(5, 10)]})
+    with pytest.raises(AudioError) as info:
+        df.cfai.transcribe("audio", **run_kwargs)
+    assert info.value.error_code == "file_not_found"
+    assert emulator.counters()["requests"] == 0  # found while planning: nothing was sent
+    assert info.value.partial["audio_text"].isna().all()
 
 
 # ---------------------------------------------------------------- retries
@@ -487,6 +680,49 @@ def test_a_stop_while_other_rows_wait_for_a_retry(emulator: Emulator) -> None:
     _assert_nothing_sent_after_the_stop(emulator, 3036, concurrency=8)
 
 
+class _Halted(Exception):
+    """What a shared limiter raises once the run was stopped elsewhere (as Dask's does)."""
+
+
+class _LimiterThatStops:
+    """Grants ``grants`` requests, then raises :class:`_Halted`."""
+
+    def __init__(self, grants: int) -> None:
+        self.grants = grants
+
+    async def acquire(self) -> None:
+        if self.grants == 0:
+            raise _Halted("stopped by another partition")
+        self.grants -= 1
+
+    def on_success(self) -> None:
+        pass
+
+    def on_throttle(self, retry_after: float | None) -> None:
+        pass
+
+    @property
+    def rate(self) -> float:
+        return float(FAST)
+
+    def recent_rpm(self) -> float:
+        return 0.0
+
+
+def test_a_shared_limiter_that_raises_ends_the_run_with_its_exception(
+    emulator: Emulator, cache_dir: Path
+) -> None:
+    audio = _wavs(30)
+    options = _options(
+        emulator, concurrency=1, limiter=_LimiterThatStops(4), cache=Cache(cache_dir)
+    )
+    with pytest.raises(_Halted):
+        _run(audio, options)
+    assert emulator.counters()["requests"] == 4  # nothing sent once the limiter said stop
+    done = {_key(_sha(a)) for a in audio[:4]}
+    assert set(Cache(cache_dir).lookup(done)) == done  # the finished rows are kept
+
+
 # ---------------------------------------------------------------- concurrency, URLs, long audio
 
 
@@ -598,6 +834,20 @@ async def test_cancelling_atranscribe_keeps_finished_rows_and_leaves_nothing_beh
         gc.collect()
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
     assert loop_errors == []
+
+
+async def test_cancelling_while_the_rows_are_planned_leaves_no_thread_behind(
+    run_kwargs: dict[str, Any],
+) -> None:
+    threads_before = set(threading.enumerate())
+    # Enough rows that the plan (hashing, keys, the cache lookup) is still going on.
+    df = pd.DataFrame({"audio": [f"clip {i}".encode() for i in range(200_000)]})
+    task = asyncio.ensure_future(df.cfai.atranscribe("audio", **run_kwargs))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert set(threading.enumerate()) == threads_before
 
 
 _CHILD = textwrap.dedent(

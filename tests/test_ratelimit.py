@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cf_transcribe_pandas.ratelimit import PACE, WINDOW_SECONDS, RateLimiter, backoff_delay
+from cf_transcribe_pandas.engine.pacing import PACE, WINDOW_SECONDS, RateLimiter, backoff_delay
 
 
 class FakeTime:

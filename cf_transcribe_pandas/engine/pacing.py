@@ -78,7 +78,13 @@ class Limiter(Protocol):
     """What the engine needs from a rate limiter."""
 
     async def acquire(self) -> None:
-        """Wait until one request may be sent."""
+        """Wait until one request may be sent.
+
+        It may raise to end the run (a shared limiter whose run was stopped
+        elsewhere): an :class:`~cf_transcribe_pandas.errors.AccountError` stops
+        the run as that answer from the service would; any other exception
+        cancels the run and is raised from it.
+        """
 
     def on_success(self) -> None:
         """A request succeeded."""

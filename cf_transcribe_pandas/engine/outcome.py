@@ -1,0 +1,58 @@
+"""What one row ends with, and the row errors the engine makes itself."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from cf_transcribe_pandas.errors import TranscribeError, redact
+
+__all__ = ["Hit", "Outcome", "unexpected", "with_label"]
+
+logger = logging.getLogger("cf_transcribe_pandas")
+
+Hit = tuple[str, float | None, str]
+"""A cache hit as a run uses it: (text, duration_s, model)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A sent row's outcome: its text, or its error.
+
+    Attributes:
+        text: The transcript, or None when the row failed.
+        error: Why the row failed, or None.
+        duration: Seconds of audio, when known.
+        model: The model that answered.
+    """
+
+    text: str | None
+    error: TranscribeError | None = None
+    duration: float | None = None
+    model: str | None = None
+
+
+def unexpected(exc: Exception, label: str, secret: str) -> TranscribeError:
+    """A row's error for an exception outside the error tree: a bug, logged in full.
+
+    Args:
+        exc: The exception.
+        label: The row's audio, as shown in messages.
+        secret: The API token, kept out of the message.
+    """
+    what = redact(f"{type(exc).__name__}: {str(exc)[:300]}", secret)
+    logger.error("%s: unexpected %s; the row failed", label, what, exc_info=exc)
+    return TranscribeError(
+        f"{label}: unexpected {what} (a bug in cf-transcribe-pandas or a library it uses; "
+        "please report it with the log)",
+        code="internal_error",
+    )
+
+
+def with_label(exc: TranscribeError, label: str) -> TranscribeError:
+    """``exc``, its message starting with the row's ``label`` when it does not name it."""
+    if label and label not in exc.message:
+        return type(exc)(
+            f"{label}: {exc.message}", code=exc.code, status=exc.status, retry_after=exc.retry_after
+        )
+    return exc

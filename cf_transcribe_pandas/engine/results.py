@@ -1,0 +1,111 @@
+"""A run's per-row results, and the columns they become in the returned frame."""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from cf_transcribe_pandas.errors import TranscribeError
+
+__all__ = ["RunResult", "assemble", "result_columns"]
+
+
+@dataclass
+class RunResult:
+    """Per-row outcome of a run, in input order.
+
+    A row that is neither finished nor failed (the run stopped first) has
+    ``texts[i] is None`` and ``errors[i] is None``.
+    """
+
+    n: int
+    texts: list[str | None] = field(default_factory=list)
+    errors: list[TranscribeError | None] = field(default_factory=list)
+    cached: list[bool] = field(default_factory=list)
+    models: list[str | None] = field(default_factory=list)
+    durations: list[float | None] = field(default_factory=list)
+    requests: int = 0
+    done: int = 0
+    from_cache: int = 0
+    failed: int = 0
+    cache_enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.texts:
+            self.texts = [None] * self.n
+            self.errors = [None] * self.n
+            self.cached = [False] * self.n
+            self.models = [None] * self.n
+            self.durations = [None] * self.n
+
+    def summary(self) -> str | None:
+        """One line about failed rows, or None when no row failed.
+
+        For example ``"12 of 5,000 rows failed: 9 invalid audio, 3 timeout;
+        rerun to retry them, finished rows come from the cache"``.
+        """
+        failed = [e for e in self.errors if e is not None]
+        if not failed:
+            return None
+        kinds = collections.Counter(e.kind for e in failed)
+        detail = ", ".join(f"{count:,} {kind}" for kind, count in kinds.most_common())
+        how = (
+            "rerun to retry them, finished rows come from the cache"
+            if self.cache_enabled
+            else "rerun to retry them (with cache=False every row is sent again)"
+        )
+        return f"{len(failed):,} of {self.n:,} rows failed: {detail}; {how}"
+
+
+def result_columns(output: str, *, errors: str, provenance: bool) -> list[str]:
+    """The columns :func:`assemble` adds, in order, for these options."""
+    names = [output]
+    if errors == "coerce":
+        names += [f"{output}_error", f"{output}_error_code"]
+    if provenance:
+        names += [f"{output}_cached", f"{output}_model", f"{output}_duration_s"]
+    return names
+
+
+def assemble(
+    df: pd.DataFrame,
+    result: RunResult,
+    *,
+    output: str,
+    errors: str,
+    provenance: bool,
+) -> pd.DataFrame:
+    """A new DataFrame: ``df``'s columns plus the text (and error/provenance) columns.
+
+    Args:
+        df: The input frame (not modified).
+        result: The run's per-row results, in ``df``'s row order.
+        output: Name of the text column.
+        errors: ``"coerce"`` adds ``{output}_error`` and ``{output}_error_code``.
+        provenance: Adds ``{output}_cached``, ``{output}_model`` and
+            ``{output}_duration_s``.
+
+    Returns:
+        The new frame, same index and row order as ``df``.
+    """
+    arrays: list[Any] = [pd.array(result.texts, dtype="string")]
+    if errors == "coerce":
+        errs = result.errors
+        arrays += [
+            pd.array([e.message if e is not None else None for e in errs], dtype="string"),
+            pd.array([e.error_code if e is not None else None for e in errs], dtype="string"),
+        ]
+    if provenance:
+        arrays += [
+            pd.array(result.cached, dtype="bool"),
+            pd.array(result.models, dtype="string"),
+            pd.array(result.durations, dtype="Float64"),
+        ]
+    names = result_columns(output, errors=errors, provenance=provenance)
+    out: pd.DataFrame = df.copy(deep=False)
+    for name, values in zip(names, arrays, strict=True):
+        out[name] = values
+    return out

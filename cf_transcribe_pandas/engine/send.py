@@ -1,0 +1,116 @@
+"""Sending one job's audio: a passed-through URL, or its parts one by one, each
+request through the one retry layer; what comes back is the row's outcome."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Coroutine
+from typing import Any
+
+from cf_transcribe_pandas.audio import Part, split_part
+from cf_transcribe_pandas.client import Client
+from cf_transcribe_pandas.engine.control import RunControl, Stopped
+from cf_transcribe_pandas.engine.options import RunOptions
+from cf_transcribe_pandas.engine.outcome import Outcome, unexpected, with_label
+from cf_transcribe_pandas.engine.pacing import Limiter
+from cf_transcribe_pandas.engine.parts import transcribe_parts
+from cf_transcribe_pandas.engine.plan import Job
+from cf_transcribe_pandas.engine.progress import Recorder
+from cf_transcribe_pandas.engine.retry import RetryPolicy, send_with_retries
+from cf_transcribe_pandas.engine.threads import Offloader
+from cf_transcribe_pandas.errors import TranscribeError
+
+__all__ = ["Sender"]
+
+
+class Sender:
+    """Sends jobs for one run.
+
+    Args:
+        client: The run's client.
+        options: The run's options.
+        limiter: Paces every request.
+        control: The run's control (stops).
+        recorder: Told about retries; its result counts the requests.
+        threads: The run's thread pool (splitting parts that look cut).
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        options: RunOptions,
+        *,
+        limiter: Limiter,
+        control: RunControl,
+        recorder: Recorder,
+        threads: Offloader,
+    ) -> None:
+        self.client = client
+        self.opts = options
+        self.limiter = limiter
+        self.control = control
+        self.recorder = recorder
+        self.threads = threads
+        self.policy = RetryPolicy(
+            options.max_retries, options.row_deadline, options.backoff_base, options.backoff_cap
+        )
+
+    async def url(self, job: Job, language: str | None, prompt: str | None) -> Outcome:
+        """A passed-through https URL: one request, the URL as the file."""
+        assert job.source.url is not None
+        return await self._outcome(job, self._url(job, job.source.url, language, prompt))
+
+    async def parts(
+        self, job: Job, parts: list[Part], language: str | None, prompt: str | None
+    ) -> Outcome:
+        """Prepared audio: every part (see :func:`transcribe_parts`)."""
+        label = job.source.label
+        joined = transcribe_parts(
+            parts,
+            send=functools.partial(self._send, job, language),
+            split=lambda part: self.threads.run(functools.partial(split_part, label=label), part),
+            prompt=prompt,
+            label=label,
+        )
+        return await self._outcome(job, joined)
+
+    async def _url(
+        self, job: Job, url: str, language: str | None, prompt: str | None
+    ) -> tuple[str, float | None]:
+        return await self._send(job, language, url, prompt), None
+
+    async def _outcome(
+        self, job: Job, sending: Coroutine[Any, Any, tuple[str, float | None]]
+    ) -> Outcome:
+        """Await ``sending``: the row's outcome (its errors caught, a bug costing one row)."""
+        label = job.source.label
+        try:
+            text, duration = await sending
+        except Stopped:
+            raise
+        except TranscribeError as exc:
+            return Outcome(None, with_label(exc, label))
+        except Exception as exc:  # a bug must cost one row, not the run
+            return Outcome(None, unexpected(exc, label, self.opts.credentials.api_token))
+        return Outcome(text, None, duration, self.opts.model)
+
+    async def _send(self, job: Job, language: str | None, file: str, prompt: str | None) -> str:
+        """One request of ``job`` (a whole file or one part), through the retry layer."""
+        opts = self.opts
+
+        async def once() -> str:
+            self.recorder.result.requests += 1
+            return await self.client.transcribe(
+                file,
+                model=opts.model,
+                language=language,
+                prompt=prompt,
+                temperature=opts.temperature,
+            )
+
+        def retrying(attempt: int, delay: float, exc: TranscribeError) -> None:
+            self.recorder.retrying(job.row, job.source.label, attempt, delay, exc)
+
+        return await send_with_retries(
+            once, limiter=self.limiter, policy=self.policy, control=self.control, on_retry=retrying
+        )
