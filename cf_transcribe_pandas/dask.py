@@ -62,12 +62,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from cf_transcribe_pandas.accessor import _Call
+from cf_transcribe_pandas.accessor import FrameJob
 from cf_transcribe_pandas.audio import DEFAULT_MAX_PART_SECONDS
 from cf_transcribe_pandas.cache import Cache, default_cache_dir
-from cf_transcribe_pandas.client import DEFAULT_MODEL, Credentials, Gateway, validate_params
-from cf_transcribe_pandas.engine import Event, RunResult, assemble, transcribe_rows
+from cf_transcribe_pandas.client import DEFAULT_MODEL, Credentials, Gateway
+from cf_transcribe_pandas.engine import Event, RunContext, RunResult, transcribe_rows
 from cf_transcribe_pandas.errors import ConfigurationError, TranscribeError
+from cf_transcribe_pandas.options import TranscribeOptions
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -590,24 +591,9 @@ class _Job:
     """Everything a partition task needs besides its rows (pickled into the graph)."""
 
     column: Hashable
-    output: str
-    language: str | None
-    prompt: str | None
-    provenance: bool
-    options: Mapping[str, Any]
-    credentials: Credentials
+    options: TranscribeOptions  # credentials resolved, cache and progress off
     cache_path: str | None
     npartitions: int
-
-    def call_kwargs(self) -> dict[str, Any]:
-        return {
-            **self.options,
-            "account_id": self.credentials.account_id,
-            "api_token": self.credentials.api_token,
-            "base_url": self.credentials.base_url,
-            "cache": False,  # set below: one Cache per partition on the shared directory
-            "progress": False,  # one view for the cluster: the dashboard and the summary
-        }
 
 
 def _stats(n: int, result: RunResult | None, successes: int) -> dict[str, Any]:
@@ -655,25 +641,22 @@ def _transcribe_partition(
     try:
         if limiter.stopped is not None:
             raise _Halted(limiter.stopped)
-        call = _Call(
-            pdf, job.column, job.output, job.language, job.prompt, job.provenance, job.call_kwargs()
-        )
-        options = dataclasses.replace(
-            call.options,
+        frame_job = FrameJob.build(pdf, job.column, job.options)
+        context = RunContext(
+            frame_job.credentials,
             cache=Cache(job.cache_path) if job.cache_path is not None else None,
             limiter=limiter,
         )
         result = asyncio.run(
             transcribe_rows(
-                pdf[job.column].tolist(),
-                languages=call.languages,
-                prompts=call.prompts,
-                options=options,
+                frame_job.values,
+                languages=frame_job.languages,
+                prompts=frame_job.prompts,
+                options=job.options,
+                context=context,
             )
         )
-        out = assemble(
-            pdf, result, output=job.output, errors=options.errors, provenance=job.provenance
-        )
+        out = frame_job.assemble(result)
     except (_Halted, TranscribeError) as exc:
         if isinstance(exc, _Halted):
             cause = exc.error  # stopped by another partition (or by this engine's on_stop)
@@ -988,52 +971,45 @@ def transcribe(
             "for pandas use df.cfai.transcribe(...)",
             code="invalid_frame",
         )
-    language = _scalar_or_column("language", language)
-    prompt = _scalar_or_column("prompt", prompt)
-    if isinstance(language, str) and language not in ddf.columns:
-        validate_params(model=model, language=language, temperature=temperature)
-    options: dict[str, Any] = {
-        "model": model,
-        "temperature": temperature,
-        "errors": errors,
-        "cache": False,
-        "concurrency": concurrency,
-        "rate_limit": rate_limit,
-        "max_retries": max_retries,
-        "timeout": timeout,
-        "progress": False,
-        "account_id": account_id,
-        "api_token": api_token,
-        "base_url": base_url,
-        "gateway": Gateway.coerce(gateway),
-        "encode": encode,
-        "max_part_seconds": max_part_seconds,
-        "fetch_urls": fetch_urls,
-        "on_event": on_event,
-    }
-    # The pandas path's checks, on the empty meta: column, output, options, credentials.
-    meta_df: pd.DataFrame = ddf._meta
-    call = _Call(meta_df, column, output, language, prompt, provenance, options)
-    cache_path = _cache_path(cache)
-    credentials = call.options.credentials
-    for name in ("account_id", "api_token", "base_url"):
-        options.pop(name)
-    job = _Job(
-        column=column,
-        output=call.output,
-        language=language,
-        prompt=prompt,
+    options = TranscribeOptions(
+        output=output,
+        language=_scalar_or_column("language", language),
+        prompt=_scalar_or_column("prompt", prompt),
+        temperature=temperature,
+        model=model,
+        errors=errors,
+        cache=cache,
+        concurrency=concurrency,
+        rate_limit=rate_limit,
+        max_retries=max_retries,
+        timeout=timeout,
+        account_id=account_id,
+        api_token=api_token,
+        base_url=base_url,
+        gateway=gateway,
+        encode=encode,
+        max_part_seconds=max_part_seconds,
+        fetch_urls=fetch_urls,
         provenance=provenance,
-        options=options,
-        credentials=credentials,
-        cache_path=cache_path,
-        npartitions=ddf.npartitions,
+        on_event=on_event,
     )
-    meta = assemble(
-        meta_df, RunResult(0), output=call.output, errors=call.options.errors, provenance=provenance
+    cache_path = options.cache_path()
+    credentials = options.credentials()
+    # The workers open the shared directory themselves, show no bar, need no environment.
+    options = options.replace(
+        cache=False,
+        progress=False,
+        account_id=credentials.account_id,
+        api_token=credentials.api_token,
+        base_url=credentials.base_url,
     )
+    # The pandas path's checks, on the empty meta: column, output, per-row values.
+    meta_df: pd.DataFrame = ddf._meta
+    frame_job = FrameJob.build(meta_df, column, options)
+    job = _Job(column=column, options=options, cache_path=cache_path, npartitions=ddf.npartitions)
+    meta = frame_job.assemble(RunResult(0))
     client = _ensure_client(client)
-    service = _service_for(client, credentials, call.options.rate_limit)
+    service = _service_for(client, credentials, options.rate_limit)
     run_id = dask_mod.delayed(_new_run_id, pure=False)(
         dask_key_name=f"cfai-run-id-{uuid.uuid4().hex}"
     )

@@ -10,7 +10,7 @@ Rows flow one way::
     results           rows and their duplicates done; texts to the cache writer
                       -> columns (:func:`assemble`)
 
-Modules: :mod:`.options` (:class:`RunOptions`), :mod:`.events` (hook types),
+Modules: :mod:`.context` (:class:`RunContext`), :mod:`.events` (hook types),
 :mod:`.results` (:class:`RunResult`, columns), :mod:`.pacing` (token bucket,
 AIMD, backoff: shared with Dask), :mod:`.retry` (the one retry layer),
 :mod:`.control` (stopping), :mod:`.plan`, :mod:`.run`, :mod:`.send` (one
@@ -19,8 +19,8 @@ the memo), :mod:`.progress` (bar, hook), :mod:`.outcome`, :mod:`.budget`,
 :mod:`.threads`, :mod:`.sync` (:func:`run_in_thread`).
 """
 
+from cf_transcribe_pandas.engine.context import RunContext
 from cf_transcribe_pandas.engine.events import Event, RateChange, RetryDetails, RowDone
-from cf_transcribe_pandas.engine.options import RunOptions
 from cf_transcribe_pandas.engine.results import RunResult, assemble, result_columns
 from cf_transcribe_pandas.engine.run import transcribe_rows
 from cf_transcribe_pandas.engine.sync import run_in_thread
@@ -30,7 +30,7 @@ __all__ = [
     "RateChange",
     "RetryDetails",
     "RowDone",
-    "RunOptions",
+    "RunContext",
     "RunResult",
     "assemble",
     "result_columns",

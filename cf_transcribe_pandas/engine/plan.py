@@ -19,15 +19,18 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cf_transcribe_pandas.audio import Source, local_path, path_stat_key, sha256_of, to_source
 from cf_transcribe_pandas.cache import cache_key
+from cf_transcribe_pandas.engine.context import RunContext
 from cf_transcribe_pandas.engine.control import Stopped
-from cf_transcribe_pandas.engine.options import RunOptions
 from cf_transcribe_pandas.engine.outcome import Hit, Outcome, unexpected
 from cf_transcribe_pandas.engine.results import RunResult
 from cf_transcribe_pandas.errors import AudioError, TranscribeError
+
+if TYPE_CHECKING:
+    from cf_transcribe_pandas.options import TranscribeOptions
 
 __all__ = ["Job", "Plan", "Planner", "StatKey", "key_for"]
 
@@ -84,7 +87,9 @@ class Plan:
     skipped: list[int]
 
 
-def key_for(options: RunOptions, sha256: str, language: str | None, prompt: str | None) -> str:
+def key_for(
+    options: TranscribeOptions, sha256: str, language: str | None, prompt: str | None
+) -> str:
     """The cache key of a row with this audio and these parameters."""
     return cache_key(
         sha256,
@@ -113,6 +118,7 @@ class Planner:
         languages: One language (or None) per row.
         prompts: One prompt (or None) per row.
         options: The run's options.
+        context: The run's credentials, cache and pacing.
         cancelled: Set when the run is cancelled; the plan then stops early.
     """
 
@@ -121,13 +127,15 @@ class Planner:
         values: Sequence[Any],
         languages: Sequence[str | None],
         prompts: Sequence[str | None],
-        options: RunOptions,
+        options: TranscribeOptions,
+        context: RunContext,
         cancelled: threading.Event,
     ) -> None:
         self._values = values
         self._languages = languages
         self._prompts = prompts
         self._opts = options
+        self._ctx = context
         self._cancelled = cancelled
         self._real_dirs: dict[str, str] = {}
         self._keyed: list[tuple[int, str, StatKey | None]] = []  # (row, sha256, stat key)
@@ -142,7 +150,7 @@ class Planner:
         Raises:
             Stopped: the run was cancelled meanwhile.
         """
-        secret = self._opts.credentials.api_token
+        secret = self._ctx.credentials.api_token
         for row in range(len(self._values)):
             self._check(row)
             try:
@@ -154,7 +162,7 @@ class Planner:
         self._read_memo()
         self._keyed.sort(key=itemgetter(0))
         keys = self._keys()
-        cache = self._opts.cache
+        cache = self._ctx.cache
         hits = cache.lookup_results(keys) if cache is not None and keys else {}
         return self._group(keys, hits, result)
 
@@ -186,7 +194,7 @@ class Planner:
 
     def _read_memo(self) -> None:
         """Local files: known by the memo (keyed), or to be read and hashed by a worker."""
-        cache = self._opts.cache
+        cache = self._ctx.cache
         if not self._paths:
             return
         found = cache.memo_get_many([k for _, k in self._paths]) if cache is not None else {}
