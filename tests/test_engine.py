@@ -745,6 +745,14 @@ def test_requests_in_flight_are_bounded_by_concurrency(
     assert 1 <= emulator.counters()["max_in_flight"] <= 3
 
 
+def test_the_byte_budget_holds_back_audio_beyond_it(emulator: Emulator) -> None:
+    emulator.set_faults(latency=0.05)
+    audio = _wavs(12)  # 16 kB each, counted 4 times: over a 40 kB budget, one at a time
+    result = _run(audio, _options(emulator, concurrency=8, max_bytes_in_flight=40_000))
+    assert result.texts == [f"transcript of {_sha(a)[:12]}" for a in audio]
+    assert emulator.counters()["max_in_flight"] == 1
+
+
 def test_plain_http_urls_are_the_rows_error_before_sending(
     emulator: Emulator, run_kwargs: dict[str, Any]
 ) -> None:
