@@ -17,7 +17,7 @@ import numbers
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 import numpy as np
 import pandas as pd
@@ -31,8 +31,10 @@ from cf_transcribe_pandas.client import (
     normalize_language,
     validate_params,
 )
-from cf_transcribe_pandas.engine import Event
 from cf_transcribe_pandas.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from cf_transcribe_pandas.engine import Event
 
 __all__ = [
     "CacheOption",
@@ -152,6 +154,11 @@ class TranscribeOptions:
         """A copy with ``changes``, checked again."""
         return dataclasses.replace(self, **changes)
 
+    @property
+    def requests_in_flight(self) -> int:
+        """``concurrency`` resolved: the most requests in flight (64 when None)."""
+        return self.concurrency if self.concurrency is not None else DEFAULT_CONCURRENCY
+
     def credentials(self) -> Credentials:
         """The account, token and base URL: arguments, else the environment.
 
@@ -218,7 +225,8 @@ def takes_options(*, without: tuple[str, ...] = ()) -> Callable[[F], F]:
             for f in fields
         ]
         method.__signature__ = own.replace(parameters=[*leading, *keywords])  # type: ignore[attr-defined]
-        method.__doc__ = _fill_options(method.__doc__ or "", [f.name for f in fields])
+        documented = [n for n in option_names() if n not in without]  # `output` too
+        method.__doc__ = _fill_options(method.__doc__ or "", documented)
         return method
 
     return decorate

@@ -3,7 +3,7 @@ retries, 429 storms, account-level stops, long audio, and cancellation.
 
 Public entry points (``df.cfai.transcribe`` / ``atranscribe``) are used where
 the public knobs suffice. Retry-heavy tests call :func:`engine.transcribe_rows`
-with a short backoff base (``RunOptions.backoff_base``), so that they stay
+with a short backoff base (``RunContext.backoff_base``), so that they stay
 fast without patching anything. The request log of the emulator (server-side
 arrival ``t`` and answer ``t_done``, on the same monotonic clock as this
 process) is the witness for "nothing was sent after the stop".
@@ -46,26 +46,37 @@ from cf_transcribe_pandas.audio import to_source
 from cf_transcribe_pandas.cache import Cache, CachedRow, cache_key
 from cf_transcribe_pandas.client import Credentials
 from cf_transcribe_pandas.emulator import Emulator
-from cf_transcribe_pandas.engine import RunOptions, RunResult, transcribe_rows
+from cf_transcribe_pandas.engine import RunContext, RunResult, transcribe_rows
+from cf_transcribe_pandas.options import TranscribeOptions
 
 MODEL = "openai/gpt-4o-transcribe"
 FAST = 60_000  # requests/minute: pacing never limits these tests
 
 
-def _options(emu: Emulator, **kw: Any) -> RunOptions:
+Setup = tuple[TranscribeOptions, RunContext]
+
+
+def _options(emu: Emulator, **kw: Any) -> Setup:
+    """The run's options, and its context (credentials, cache, limiter, a short backoff)."""
+    context = RunContext(
+        Credentials(emu.account_id, emu.token, emu.base_url),
+        cache=kw.pop("cache", None),
+        limiter=kw.pop("limiter", None),
+        backoff_base=0.01,
+        backoff_cap=0.05,
+    )
     kw.setdefault("progress", False)
     kw.setdefault("rate_limit", FAST)
-    kw.setdefault("backoff_base", 0.01)
-    kw.setdefault("backoff_cap", 0.05)
-    return RunOptions(
-        credentials=Credentials(emu.account_id, emu.token, emu.base_url), model=MODEL, **kw
-    )
+    return TranscribeOptions(model=MODEL, cache=False, **kw), context
 
 
-def _run(values: list[Any], options: RunOptions) -> RunResult:
+def _run(values: list[Any], setup: Setup) -> RunResult:
     n = len(values)
+    options, context = setup
     return asyncio.run(
-        transcribe_rows(values, languages=[None] * n, prompts=[None] * n, options=options)
+        transcribe_rows(
+            values, languages=[None] * n, prompts=[None] * n, options=options, context=context
+        )
     )
 
 
@@ -732,6 +743,14 @@ def test_requests_in_flight_are_bounded_by_concurrency(
     emulator.set_faults(latency=0.1)
     pd.DataFrame({"audio": _wavs(24)}).cfai.transcribe("audio", concurrency=3, **run_kwargs)
     assert 1 <= emulator.counters()["max_in_flight"] <= 3
+
+
+def test_the_byte_budget_holds_back_audio_beyond_it(emulator: Emulator) -> None:
+    emulator.set_faults(latency=0.05)
+    audio = _wavs(12)  # 16 kB each, counted 4 times: over a 40 kB budget, one at a time
+    result = _run(audio, _options(emulator, concurrency=8, max_bytes_in_flight=40_000))
+    assert result.texts == [f"transcript of {_sha(a)[:12]}" for a in audio]
+    assert emulator.counters()["max_in_flight"] == 1
 
 
 def test_plain_http_urls_are_the_rows_error_before_sending(

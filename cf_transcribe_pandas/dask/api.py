@@ -18,13 +18,14 @@ import dask.dataframe as dd
 import distributed
 from dask.dataframe import extensions
 
+from cf_transcribe_pandas.accessor import FrameJob
 from cf_transcribe_pandas.dask.cluster import connect
 from cf_transcribe_pandas.dask.partition import Job, new_run_id, transcribe_partition
 from cf_transcribe_pandas.dask.summary import EVENT_TOPIC, receive
 from cf_transcribe_pandas.dask.tokens import service_for
 from cf_transcribe_pandas.engine import RunResult, assemble
 from cf_transcribe_pandas.errors import ConfigurationError
-from cf_transcribe_pandas.options import TranscribeOptions, check_language, takes_options
+from cf_transcribe_pandas.options import TranscribeOptions, takes_options
 
 __all__ = ["DaskDataFrameAccessor", "transcribe"]
 
@@ -47,24 +48,6 @@ def _takes_options_then_client(function: F) -> F:
     return function
 
 
-def _check_column(ddf: dd.DataFrame, column: Hashable, output: str) -> None:
-    try:
-        present = column in ddf.columns
-    except TypeError:  # an unhashable "column"
-        present = False
-    if not present:
-        shown = ", ".join(repr(c) for c in list(ddf.columns)[:10])
-        more = ", ..." if len(ddf.columns) > 10 else ""
-        raise ConfigurationError(
-            f"column {column!r} is not in the DataFrame (columns: {shown or 'none'}{more})",
-            code="invalid_column",
-        )
-    if output == column:
-        raise ConfigurationError(
-            f"output= must differ from the audio column {column!r}", code="invalid_output"
-        )
-
-
 def _check_per_row(ddf: dd.DataFrame, name: str, value: object) -> None:
     """``language``/``prompt`` on a dask DataFrame: a string or a column name, no Series."""
     if value is not None and not isinstance(value, str):
@@ -73,17 +56,15 @@ def _check_per_row(ddf: dd.DataFrame, name: str, value: object) -> None:
             f"{type(value).__name__}; add per-row values as a column and pass its name",
             code=f"invalid_{name}",
         )
-    if name == "language" and value is not None and value not in ddf.columns:
-        check_language(value)
 
 
 def _job(ddf: dd.DataFrame, column: Hashable, options: TranscribeOptions) -> Job:
     """Check the call against the frame, resolve credentials and the cache directory."""
-    output = options.output if options.output is not None else f"{column}_text"
-    _check_column(ddf, column, output)
     _check_per_row(ddf, "language", options.language)
     _check_per_row(ddf, "prompt", options.prompt)
-    credentials = options.credentials()
+    # The pandas checks (column, output, languages), on the empty meta frame.
+    meta = FrameJob.build(ddf._meta, column, options)
+    credentials, output = meta.credentials, meta.output
     cache_path = options.cache_path()
     shipped = options.replace(
         cache=False, progress=False, account_id=None, api_token=None, base_url=None

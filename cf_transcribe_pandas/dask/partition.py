@@ -17,13 +17,14 @@ from typing import Any
 
 import pandas as pd
 
+from cf_transcribe_pandas.accessor import FrameJob
 from cf_transcribe_pandas.cache import Cache
-from cf_transcribe_pandas.client import Credentials, Gateway
+from cf_transcribe_pandas.client import Credentials
 from cf_transcribe_pandas.dask.limiter import ClusterLimiter, RunStopped
 from cf_transcribe_pandas.dask.summary import partition_counts, publish
-from cf_transcribe_pandas.engine import Limiter, RunOptions, RunResult, assemble, transcribe_rows
+from cf_transcribe_pandas.engine import Limiter, RunContext, RunResult
 from cf_transcribe_pandas.errors import TranscribeError
-from cf_transcribe_pandas.options import TranscribeOptions, check_language
+from cf_transcribe_pandas.options import TranscribeOptions
 
 __all__ = ["Job", "cluster_error", "new_run_id", "run_pandas", "transcribe_partition"]
 
@@ -55,13 +56,6 @@ def new_run_id() -> str:
     return uuid.uuid4().hex
 
 
-def _per_row(pdf: pd.DataFrame, value: object) -> list[str | None]:
-    """A column's values (NA as None) when ``value`` names a column, else ``value`` per row."""
-    if isinstance(value, str) and value in pdf.columns:
-        return [None if pd.isna(v) else str(v) for v in pdf[value].tolist()]
-    return [None if value is None else str(value)] * len(pdf)
-
-
 def run_pandas(pdf: pd.DataFrame, job: Job, limiter: Limiter) -> tuple[pd.DataFrame, RunResult]:
     """The pandas side of one partition: per-row parameters, the engine, the columns.
 
@@ -71,38 +65,10 @@ def run_pandas(pdf: pd.DataFrame, job: Job, limiter: Limiter) -> tuple[pd.DataFr
     Raises:
         TranscribeError: as the engine raises it (``.run_result`` has the finished rows).
     """
-    o = job.options
-    assert o.concurrency is not None  # TranscribeOptions put in the default
-    languages = _per_row(pdf, o.language)
-    checked = {code: check_language(code) for code in set(languages)}
-    options = RunOptions(
-        credentials=job.credentials,
-        model=o.model,
-        temperature=o.temperature,
-        errors=o.errors,
-        cache=None if job.cache_path is None else Cache(job.cache_path),
-        concurrency=o.concurrency,
-        rate_limit=o.rate_limit,
-        max_retries=o.max_retries,
-        timeout=o.timeout,
-        progress=False,
-        gateway=Gateway.coerce(o.gateway),
-        encode=o.encode,
-        max_part_seconds=o.max_part_seconds,
-        fetch_urls=o.fetch_urls,
-        row_deadline=o.row_deadline,
-        max_bytes_in_flight=o.max_bytes_in_flight,
-        on_event=o.on_event,
-        limiter=limiter,
-    )
-    rows = transcribe_rows(
-        pdf[job.column].tolist(),
-        languages=[checked[code] for code in languages],
-        prompts=_per_row(pdf, o.prompt),
-        options=options,
-    )
-    result = asyncio.run(rows)
-    out = assemble(pdf, result, output=job.output, errors=o.errors, provenance=o.provenance)
+    frame_job = FrameJob.build(pdf, job.column, job.options, credentials=job.credentials)
+    cache = None if job.cache_path is None else Cache(job.cache_path)
+    result = asyncio.run(frame_job.results(RunContext(job.credentials, cache, limiter)))
+    out = frame_job.assemble(result)
     return out, result
 
 

@@ -10,17 +10,18 @@ Rows flow one way::
     results           rows and their duplicates done; texts to the cache writer
                       -> columns (:func:`assemble`)
 
-Modules: :mod:`.options` (:class:`RunOptions`), :mod:`.events` (hook types),
+Modules: :mod:`.context` (:class:`RunContext`), :mod:`.events` (hook types),
 :mod:`.results` (:class:`RunResult`, columns), :mod:`.pacing` (token bucket,
 window and AIMD in :class:`TokenBucket`, which Dask's token service holds too;
 backoff), :mod:`.retry` (the one retry layer), :mod:`.control` (stopping),
-:mod:`.plan`, :mod:`.run`, :mod:`.parts` (long audio), :mod:`.store` (cache
-writes and the memo), :mod:`.progress` (bar, hook), :mod:`.budget`,
-:mod:`.threads`, :mod:`.sync` (:func:`run_in_thread`).
+:mod:`.plan`, :mod:`.run`, :mod:`.send` (one job's requests), :mod:`.parts`
+(long audio), :mod:`.store` (cache writes and the memo), :mod:`.progress` (bar,
+hook), :mod:`.outcome`, :mod:`.budget`, :mod:`.threads`, :mod:`.sync`
+(:func:`run_in_thread`). The options come from :mod:`cf_transcribe_pandas.options`.
 """
 
+from cf_transcribe_pandas.engine.context import RunContext
 from cf_transcribe_pandas.engine.events import Event, RateChange, RetryDetails, RowDone
-from cf_transcribe_pandas.engine.options import RunOptions
 from cf_transcribe_pandas.engine.pacing import Limiter, TokenBucket
 from cf_transcribe_pandas.engine.results import RunResult, assemble, result_columns
 from cf_transcribe_pandas.engine.run import transcribe_rows
@@ -32,7 +33,7 @@ __all__ = [
     "RateChange",
     "RetryDetails",
     "RowDone",
-    "RunOptions",
+    "RunContext",
     "RunResult",
     "TokenBucket",
     "assemble",

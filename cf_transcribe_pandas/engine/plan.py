@@ -19,15 +19,18 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cf_transcribe_pandas.audio import Source, local_path, path_stat_key, sha256_of, to_source
 from cf_transcribe_pandas.cache import cache_key
+from cf_transcribe_pandas.engine.context import RunContext
 from cf_transcribe_pandas.engine.control import Stopped
-from cf_transcribe_pandas.engine.options import RunOptions
 from cf_transcribe_pandas.engine.outcome import Hit, Outcome, unexpected
 from cf_transcribe_pandas.engine.results import RunResult
 from cf_transcribe_pandas.errors import AudioError, TranscribeError
+
+if TYPE_CHECKING:
+    from cf_transcribe_pandas.options import TranscribeOptions
 
 __all__ = ["Job", "Plan", "Planner", "StatKey", "key_for"]
 
@@ -84,7 +87,9 @@ class Plan:
     skipped: list[int]
 
 
-def key_for(options: RunOptions, sha256: str, language: str | None, prompt: str | None) -> str:
+def key_for(
+    options: TranscribeOptions, sha256: str, language: str | None, prompt: str | None
+) -> str:
     """The cache key of a row with this audio and these parameters."""
     return cache_key(
         sha256,
@@ -113,6 +118,7 @@ class Planner:
         languages: One language (or None) per row.
         prompts: One prompt (or None) per row.
         options: The run's options.
+        context: The run's credentials, cache and pacing.
         cancelled: Set when the run is cancelled; the plan then stops early.
     """
 
@@ -121,13 +127,15 @@ class Planner:
         values: Sequence[Any],
         languages: Sequence[str | None],
         prompts: Sequence[str | None],
-        options: RunOptions,
+        options: TranscribeOptions,
+        context: RunContext,
         cancelled: threading.Event,
     ) -> None:
         self._values = values
         self._languages = languages
         self._prompts = prompts
         self._opts = options
+        self._ctx = context
         self._cancelled = cancelled
         self._real_dirs: dict[str, str] = {}
         self._keyed: list[tuple[int, str, StatKey | None]] = []  # (row, sha256, stat key)
@@ -142,10 +150,9 @@ class Planner:
         Raises:
             Stopped: the run was cancelled meanwhile.
         """
-        secret = self._opts.credentials.api_token
+        secret = self._ctx.credentials.api_token
         for row in range(len(self._values)):
-            if row % _CHECK_EVERY == 0 and self._cancelled.is_set():
-                raise Stopped
+            self._check(row)
             try:
                 self._classify(row)
             except TranscribeError as exc:
@@ -154,8 +161,8 @@ class Planner:
                 self._failed.append((row, unexpected(exc, f"row {row}", secret)))
         self._read_memo()
         self._keyed.sort(key=itemgetter(0))
-        keys = [self._key(row, sha) for row, sha, _ in self._keyed]
-        cache = self._opts.cache
+        keys = self._keys()
+        cache = self._ctx.cache
         hits = cache.lookup_results(keys) if cache is not None and keys else {}
         return self._group(keys, hits, result)
 
@@ -187,7 +194,7 @@ class Planner:
 
     def _read_memo(self) -> None:
         """Local files: known by the memo (keyed), or to be read and hashed by a worker."""
-        cache = self._opts.cache
+        cache = self._ctx.cache
         if not self._paths:
             return
         found = cache.memo_get_many([k for _, k in self._paths]) if cache is not None else {}
@@ -202,8 +209,18 @@ class Planner:
     def _source(self, row: int) -> Source:
         return to_source(self._values[row], fetch_urls=self._opts.fetch_urls)
 
-    def _key(self, row: int, sha256: str) -> str:
-        return key_for(self._opts, sha256, self._languages[row], self._prompts[row])
+    def _check(self, i: int) -> None:
+        if i % _CHECK_EVERY == 0 and self._cancelled.is_set():
+            raise Stopped
+
+    def _keys(self) -> list[str]:
+        """The cache key of every row whose sha256 is known, in :attr:`_keyed` order."""
+        opts, languages, prompts = self._opts, self._languages, self._prompts
+        keys: list[str] = []
+        for i, (row, sha, _) in enumerate(self._keyed):
+            self._check(i)
+            keys.append(key_for(opts, sha, languages[row], prompts[row]))
+        return keys
 
     def _group(self, keys: list[str], hits: dict[str, Hit], result: RunResult) -> Plan:
         cached: list[int] = []
@@ -215,8 +232,7 @@ class Planner:
             result.cached,
         )
         for i, ((row, sha, stat_key), key) in enumerate(zip(self._keyed, keys, strict=True)):
-            if i % _CHECK_EVERY == 0 and self._cancelled.is_set():
-                raise Stopped
+            self._check(i)
             hit = hits.get(key)
             if hit is not None:
                 texts[row], durations[row], models[row] = hit

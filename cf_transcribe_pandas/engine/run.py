@@ -1,12 +1,13 @@
 """One run: the plan (in a thread), then ``concurrency`` workers that send the jobs.
 
-A worker takes the next job; a job whose key is not known yet (a local file
-not in the memo, an fsspec file, a downloaded URL) is read, hashed and looked
-up alone in a thread, and joins a job in flight with the same key. The audio
-is prepared (sniffed, re-encoded, split) in a thread within the byte budget,
-sent part by part through the one retry layer, and the row and its followers
-are done; the text goes to the cache writer. Blocking work runs in the run's
-own thread pool; a run leaves no thread or session behind, even when cancelled.
+A worker takes the next job, within the byte budget. A job whose key is not
+known yet (a local file not in the memo, an fsspec file, a downloaded URL) is
+read, hashed, looked up alone and, when new, prepared (sniffed, re-encoded,
+split), all in one thread call; it joins a job with the same key if there is
+one. Other jobs are read and prepared in a thread. The parts go through the
+one retry layer (:mod:`.send`); the row and its followers are done; the text
+goes to the cache writer. Blocking work runs in the run's own thread pool; a
+run leaves no thread or session behind, even when cancelled.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ import hashlib
 import logging
 import threading
 from collections.abc import Coroutine, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cf_transcribe_pandas.audio import Part, Source, prepare
 from cf_transcribe_pandas.cache import CachedRow
 from cf_transcribe_pandas.client import Client
 from cf_transcribe_pandas.engine.budget import WORKING_SET_FACTOR, ByteBudget
+from cf_transcribe_pandas.engine.context import RunContext
 from cf_transcribe_pandas.engine.control import RunControl, Stopped
-from cf_transcribe_pandas.engine.options import RunOptions
 from cf_transcribe_pandas.engine.outcome import Hit, Outcome, unexpected, with_label
 from cf_transcribe_pandas.engine.pacing import Limiter, RateLimiter
 from cf_transcribe_pandas.engine.plan import Job, Plan, Planner, key_for
@@ -34,12 +35,15 @@ from cf_transcribe_pandas.engine.store import RunStore
 from cf_transcribe_pandas.engine.threads import Offloader
 from cf_transcribe_pandas.errors import TranscribeError
 
+if TYPE_CHECKING:
+    from cf_transcribe_pandas.options import TranscribeOptions
+
 __all__ = ["Run", "transcribe_rows"]
 
 logger = logging.getLogger("cf_transcribe_pandas")
 
 
-def _prepare(source: Source, data: bytes | None, opts: RunOptions) -> list[Part]:
+def _prepare(source: Source, data: bytes | None, opts: TranscribeOptions) -> list[Part]:
     """In a thread: read the audio (unless given) and make its parts."""
     if data is None:
         data = source.read()
@@ -56,6 +60,7 @@ class Run:
         languages: One language (or None) per row.
         prompts: One prompt (or None) per row.
         options: How to run.
+        context: With what: credentials, cache, a shared limiter.
     """
 
     def __init__(
@@ -63,13 +68,15 @@ class Run:
         values: Sequence[Any],
         languages: Sequence[str | None],
         prompts: Sequence[str | None],
-        options: RunOptions,
+        options: TranscribeOptions,
+        context: RunContext,
     ) -> None:
         if not len(languages) == len(prompts) == len(values):
             raise ValueError("values, languages and prompts must have the same length")
         self.values, self.languages, self.prompts = values, languages, prompts
-        self.opts = options
-        self.result = RunResult(len(values), cache_enabled=options.cache is not None)
+        self.opts, self.context = options, context
+        cache = context.cache
+        self.result = RunResult(len(values), cache_enabled=cache is not None)
         self.control = RunControl(options.errors)
         self.recorder = Recorder(
             self.result,
@@ -77,39 +84,42 @@ class Run:
             on_event=options.on_event,
             rpm=lambda: self.limiter.recent_rpm(),
         )
-        self.limiter: Limiter = options.limiter or RateLimiter(
+        self.limiter: Limiter = context.limiter or RateLimiter(
             options.rate_limit, on_rate_change=self.recorder.rate_changed
         )
         self.budget = ByteBudget(options.max_bytes_in_flight)
         self.threads = Offloader()
         self.client = Client(  # its session is made by the first request
-            options.credentials,
+            context.credentials,
             timeout=options.timeout,
-            max_connections=options.concurrency,
+            max_connections=options.requests_in_flight,
             gateway=options.gateway,
         )
         self.sender = Sender(
             self.client,
             options,
+            context,
             limiter=self.limiter,
             control=self.control,
             recorder=self.recorder,
             threads=self.threads,
         )
         self.store = (
-            RunStore(options.cache, flush_rows=2 * options.concurrency)
-            if options.cache is not None
+            RunStore(cache, flush_rows=2 * options.requests_in_flight)
+            if cache is not None
             else None
         )
         self.groups: dict[str, Job] = {}
         self.cancelled = threading.Event()
-        self.secret = options.credentials.api_token
+        self.secret = context.credentials.api_token
 
     async def run(self) -> RunResult:
         """Transcribe every row; see :func:`transcribe_rows`."""
         self.recorder.open_bar()
         try:
-            planner = Planner(self.values, self.languages, self.prompts, self.opts, self.cancelled)
+            planner = Planner(
+                self.values, self.languages, self.prompts, self.opts, self.context, self.cancelled
+            )
             plan = await self.threads.run(planner.plan, self.result)
             self._record_plan(plan)
             if plan.jobs and not self.control.stopping:
@@ -132,7 +142,7 @@ class Run:
 
     async def _send_jobs(self, jobs: list[Job]) -> None:
         queue = iter(jobs)  # shared by the workers
-        workers = min(self.opts.concurrency, len(jobs))
+        workers = min(self.opts.requests_in_flight, len(jobs))
         self.control.tasks = [asyncio.ensure_future(self._worker(queue)) for _ in range(workers)]
         done, _ = await asyncio.wait(self.control.tasks, return_when=asyncio.FIRST_EXCEPTION)
         for task in done:
@@ -303,7 +313,8 @@ async def transcribe_rows(
     *,
     languages: Sequence[str | None],
     prompts: Sequence[str | None],
-    options: RunOptions,
+    options: TranscribeOptions,
+    context: RunContext,
 ) -> RunResult:
     """Transcribe ``values`` (one per row) and return per-row results.
 
@@ -311,7 +322,9 @@ async def transcribe_rows(
         values: One audio value per row (see :func:`audio.to_source`).
         languages: One language code (or None) per row.
         prompts: One prompt (or None) per row.
-        options: How to run.
+        options: How to run (checked options; their per-row and output fields are
+            the caller's business).
+        context: With what: credentials, cache, a shared limiter.
 
     Returns:
         The per-row results, in input order.
@@ -322,7 +335,7 @@ async def transcribe_rows(
         TranscribeError: with ``errors="raise"``, the first row error;
             ``.run_result`` holds the finished rows.
     """
-    run = Run(values, languages, prompts, options)
+    run = Run(values, languages, prompts, options, context)
     try:
         return await run.run()
     except TranscribeError as exc:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cf_transcribe_pandas.audio import Part, split_part
 from cf_transcribe_pandas.client import Client
+from cf_transcribe_pandas.engine.context import RunContext
 from cf_transcribe_pandas.engine.control import RunControl, Stopped
-from cf_transcribe_pandas.engine.options import RunOptions
 from cf_transcribe_pandas.engine.outcome import Outcome, unexpected, with_label
 from cf_transcribe_pandas.engine.pacing import Limiter
 from cf_transcribe_pandas.engine.parts import transcribe_parts
@@ -19,6 +19,9 @@ from cf_transcribe_pandas.engine.progress import Recorder
 from cf_transcribe_pandas.engine.retry import RetryPolicy, send_with_retries
 from cf_transcribe_pandas.engine.threads import Offloader
 from cf_transcribe_pandas.errors import TranscribeError
+
+if TYPE_CHECKING:
+    from cf_transcribe_pandas.options import TranscribeOptions
 
 __all__ = ["Sender"]
 
@@ -29,6 +32,7 @@ class Sender:
     Args:
         client: The run's client.
         options: The run's options.
+        context: The run's credentials, cache and pacing.
         limiter: Paces every request.
         control: The run's control (stops).
         recorder: Told about retries; its result counts the requests.
@@ -38,7 +42,8 @@ class Sender:
     def __init__(
         self,
         client: Client,
-        options: RunOptions,
+        options: TranscribeOptions,
+        context: RunContext,
         *,
         limiter: Limiter,
         control: RunControl,
@@ -47,12 +52,13 @@ class Sender:
     ) -> None:
         self.client = client
         self.opts = options
+        self.secret = context.credentials.api_token
         self.limiter = limiter
         self.control = control
         self.recorder = recorder
         self.threads = threads
         self.policy = RetryPolicy(
-            options.max_retries, options.row_deadline, options.backoff_base, options.backoff_cap
+            options.max_retries, options.row_deadline, context.backoff_base, context.backoff_cap
         )
 
     async def url(self, job: Job, language: str | None, prompt: str | None) -> Outcome:
@@ -91,7 +97,7 @@ class Sender:
         except TranscribeError as exc:
             return Outcome(None, with_label(exc, label))
         except Exception as exc:  # a bug must cost one row, not the run
-            return Outcome(None, unexpected(exc, label, self.opts.credentials.api_token))
+            return Outcome(None, unexpected(exc, label, self.secret))
         return Outcome(text, None, duration, self.opts.model)
 
     async def _send(self, job: Job, language: str | None, file: str, prompt: str | None) -> str:

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Iterable, Sequence
-from typing import Any, get_args
+from typing import Any
 
-from cf_transcribe_pandas.audio import DEFAULT_MAX_PART_SECONDS, MAX_REQUEST_SECONDS, EncodeMode
-from cf_transcribe_pandas.cache import Cache, cache_key
-from cf_transcribe_pandas.client import DEFAULT_MODEL, normalize_language, validate_params
+from cf_transcribe_pandas.cache import cache_key
 from cf_transcribe_pandas.errors import ConfigurationError
 from cf_transcribe_pandas.estimate.parts import plan_parts
 from cf_transcribe_pandas.estimate.prices import price_for
 from cf_transcribe_pandas.estimate.probe import RowProbe, probe_rows
 from cf_transcribe_pandas.estimate.result import Estimate, RowStatus, Tally
+from cf_transcribe_pandas.options import TranscribeOptions, check_language
 
 __all__ = ["estimate"]
 
@@ -29,23 +28,17 @@ def estimate(
     *,
     languages: Sequence[str | None] | str | None = None,
     prompts: Sequence[str | None] | str | None = None,
-    model: str = DEFAULT_MODEL,
-    temperature: float | None = None,
-    encode: EncodeMode = "auto",
-    max_part_seconds: float = DEFAULT_MAX_PART_SECONDS,
-    cache: Cache | None = None,
-    rate_limit: float = 720.0,
+    options: TranscribeOptions | None = None,
     price_per_minute: float | None = None,
-    progress: bool = False,
-    fetch_urls: bool = False,
     workers: int | None = None,
     index: Iterable[Hashable] | None = None,
+    **option_kwargs: Any,
 ) -> Estimate:
     """Count what transcribing ``values`` would send and cost, sending nothing.
 
     Every row is probed (headers only, :func:`audio.probe`) and hashed (or its
     hash taken from the cache's path memo), in a thread pool. Rows with the
-    same audio and parameters count once; rows already in ``cache`` count as
+    same audio and parameters count once; rows already in the cache count as
     cached. Each row left is planned as :func:`audio.prepare` would: sent as
     it is, re-encoded, or split into parts of at most ``max_part_seconds``
     (and under the 25 MiB request limit).
@@ -54,20 +47,15 @@ def estimate(
         values: One audio value per row: anything ``df.cfai.transcribe`` takes.
         languages: One ISO-639-1 code (or None) per row, or one for all rows.
         prompts: One prompt (or None) per row, or one for all rows.
-        model: The model (part of the cache key and the price).
-        temperature: As for the run (part of the cache key).
-        encode: As for the run: ``"auto"``, ``"original"``, ``"flac"``, ``"opus"``.
-        max_part_seconds: As for the run: longer audio is split (10 to 1,500 s).
-        cache: The cache to subtract, or None to count every row as new.
-            Only read: the estimate writes nothing.
-        rate_limit: Requests per minute, for the wall time.
+        options: The run's options (model, temperature, encode, max_part_seconds,
+            cache, rate_limit, fetch_urls, progress); or give them as keywords.
         price_per_minute: US dollars per audio minute; default: the model's
             published price (:data:`PRICES_PER_MINUTE`), else the cost is unknown.
-        progress: Show a tqdm progress bar.
-        fetch_urls: As for the run: download https URLs (to probe them)
-            instead of counting them as passed to the service.
         workers: Threads probing files (default: CPU count + 4, at most 32).
         index: Labels for :meth:`Estimate.to_frame` (default 0..n-1).
+        **option_kwargs: Options of :class:`TranscribeOptions`, when ``options`` is
+            not given; here ``cache`` defaults to False (None too: count every row
+            as new) and ``progress`` to False. The cache is only read.
 
     Returns:
         The :class:`Estimate`; ``print()`` it for a summary.
@@ -75,9 +63,17 @@ def estimate(
     Raises:
         ConfigurationError: a bad argument (checked before any file is read).
     """
+    if options is None:
+        if option_kwargs.get("cache", False) is None:
+            option_kwargs["cache"] = False
+        options = TranscribeOptions.from_kwargs(
+            **{"cache": False, "progress": False, **option_kwargs}
+        )
+    elif option_kwargs:
+        options = options.replace(**option_kwargs)
+    _check_price(price_per_minute)
     n = len(values)
-    validate_params(model=model, language=None, temperature=temperature)
-    _check(rate_limit, price_per_minute, encode, max_part_seconds)
+    model, encode, cache = options.model, options.encode, options.open_cache()
     langs = _languages(languages, n)
     prompt_list = _prompts(prompts, n)
     labels = list(index) if index is not None else None
@@ -85,9 +81,15 @@ def estimate(
         raise ConfigurationError(f"index= has {len(labels)} labels for {n} rows")
     price, source = price_for(model, price_per_minute)
     probes = probe_rows(
-        values, cache=cache, fetch_urls=fetch_urls, workers=workers, progress=progress
+        values,
+        cache=cache,
+        fetch_urls=options.fetch_urls,
+        workers=workers,
+        progress=options.progress,
     )
-    keys = _keys(probes, langs, prompt_list, model=model, temperature=temperature, encode=encode)
+    keys = _keys(
+        probes, langs, prompt_list, model=model, temperature=options.temperature, encode=encode
+    )
     first: dict[str, int] = {}
     for row, key in enumerate(keys):
         if key is not None:
@@ -95,12 +97,12 @@ def estimate(
     cached = set(cache.lookup_texts(first)) if cache is not None and first else set()
     tally = Tally(
         model=model,
-        rate_limit=rate_limit,
+        rate_limit=options.rate_limit,
         price_per_minute=price,
         price_source=source,
         index=labels,
     )
-    limit_s = float(max_part_seconds)
+    limit_s = options.max_part_seconds
     for row, (probe, key) in enumerate(zip(probes, keys, strict=True)):
         status = _status(row, probe, key, first, cached)
         plan = plan_parts(probe, encode=encode, limit_s=limit_s) if status == "send" else None
@@ -161,7 +163,7 @@ def _languages(languages: Sequence[str | None] | str | None, n: int) -> list[str
     out: list[str | None] = []
     for lang in _per_row("languages", languages, n):
         if lang is not None and lang not in norm:
-            norm[lang] = normalize_language(lang)
+            norm[lang] = check_language(lang)
         out.append(None if lang is None else norm[lang])
     return out
 
@@ -175,32 +177,16 @@ def _prompts(prompts: Sequence[str | None] | str | None, n: int) -> list[str | N
     return out
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check(
-    rate_limit: float, price_per_minute: float | None, encode: str, max_part_seconds: float
-) -> None:
-    """Check the arguments only the estimate takes, and those the run checks elsewhere."""
-    if not _is_number(rate_limit) or rate_limit <= 0:
-        raise ConfigurationError(
-            f"rate_limit= must be a number of requests per minute > 0, not {rate_limit!r}"
-        )
-    if price_per_minute is not None and (
-        not _is_number(price_per_minute)
-        or not price_per_minute >= 0
-        or math.isinf(price_per_minute)
+def _check_price(price_per_minute: float | None) -> None:
+    """The one argument only the estimate takes (the options checked the rest)."""
+    if price_per_minute is None:
+        return
+    if (
+        isinstance(price_per_minute, bool)
+        or not isinstance(price_per_minute, (int, float))
+        or not 0 <= price_per_minute < math.inf
     ):
         raise ConfigurationError(
-            f"price_per_minute= must be a number of dollars >= 0, not {price_per_minute!r}"
-        )
-    if encode not in get_args(EncodeMode):
-        raise ConfigurationError(
-            f"encode= must be one of {', '.join(get_args(EncodeMode))}, not {encode!r}"
-        )
-    if not _is_number(max_part_seconds) or not 10 <= max_part_seconds <= MAX_REQUEST_SECONDS:
-        raise ConfigurationError(
-            f"max_part_seconds= must be between 10 and {MAX_REQUEST_SECONDS:g} seconds, "
-            f"not {max_part_seconds!r}"
+            f"price_per_minute= must be a number of dollars >= 0, not {price_per_minute!r}",
+            code="invalid_price_per_minute",
         )
