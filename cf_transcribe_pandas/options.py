@@ -138,10 +138,10 @@ class TranscribeOptions:
             ConfigurationError: an unknown keyword (with the nearest known one) or a
                 value out of bounds (naming the argument and what it accepts).
         """
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = option_names()
         for name in kwargs:
             if name not in known:
-                near = difflib.get_close_matches(name, sorted(known), n=1)
+                near = difflib.get_close_matches(name, known, n=1)
                 hint = f"; did you mean {near[0]!r}?" if near else ""
                 raise ConfigurationError(
                     f"unknown option {name}={kwargs[name]!r}{hint} "
@@ -319,10 +319,6 @@ def _choice(name: str, choices: tuple[str, ...]) -> Callable[[object], str]:
     return check
 
 
-def _flag(value: object) -> bool:
-    return bool(value)
-
-
 def _per_row(name: str) -> Callable[[object], PerRow]:
     def check(value: object) -> PerRow:
         if value is None or isinstance(value, (str, pd.Series)):
@@ -390,12 +386,12 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "rate_limit": _positive("rate_limit", "requests per minute"),
     "max_retries": _count("max_retries", 0),
     "timeout": _positive("timeout", "seconds"),
-    "progress": _flag,
+    "progress": bool,
     "gateway": _gateway,
     "encode": _choice("encode", get_args(EncodeMode)),
     "max_part_seconds": _part_seconds,
-    "fetch_urls": _flag,
-    "provenance": _flag,
+    "fetch_urls": bool,
+    "provenance": bool,
     "on_event": _on_event,
     "row_deadline": _positive("row_deadline", "seconds"),
     "max_bytes_in_flight": _count("max_bytes_in_flight", 1),

@@ -18,13 +18,13 @@ import dask.dataframe as dd
 import distributed
 from dask.dataframe import extensions
 
-from cf_transcribe_pandas.accessor import FrameJob
 from cf_transcribe_pandas.dask.cluster import connect
 from cf_transcribe_pandas.dask.partition import Job, new_run_id, transcribe_partition
 from cf_transcribe_pandas.dask.summary import EVENT_TOPIC, receive
 from cf_transcribe_pandas.dask.tokens import service_for
 from cf_transcribe_pandas.engine import RunResult, assemble
 from cf_transcribe_pandas.errors import ConfigurationError
+from cf_transcribe_pandas.frames import FrameJob
 from cf_transcribe_pandas.options import TranscribeOptions, takes_options
 
 __all__ = ["DaskDataFrameAccessor", "transcribe"]

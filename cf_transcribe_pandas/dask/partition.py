@@ -17,13 +17,13 @@ from typing import Any
 
 import pandas as pd
 
-from cf_transcribe_pandas.accessor import FrameJob
 from cf_transcribe_pandas.cache import Cache
 from cf_transcribe_pandas.client import Credentials
 from cf_transcribe_pandas.dask.limiter import ClusterLimiter, RunStopped
 from cf_transcribe_pandas.dask.summary import partition_counts, publish
 from cf_transcribe_pandas.engine import Limiter, RunContext, RunResult
 from cf_transcribe_pandas.errors import TranscribeError
+from cf_transcribe_pandas.frames import FrameJob
 from cf_transcribe_pandas.options import TranscribeOptions
 
 __all__ = ["Job", "cluster_error", "new_run_id", "run_pandas", "transcribe_partition"]
