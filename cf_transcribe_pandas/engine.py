@@ -65,7 +65,7 @@ import pandas as pd
 
 from cf_transcribe_pandas import audio as audio_mod
 from cf_transcribe_pandas.audio import EncodeMode
-from cf_transcribe_pandas.cache import Cache, CacheWriter, key_maker
+from cf_transcribe_pandas.cache import Cache, CachedRow, CacheWriter, cache_key
 from cf_transcribe_pandas.client import Client, Credentials, Gateway
 from cf_transcribe_pandas.errors import (
     AccountError,
@@ -422,7 +422,6 @@ class _Run:
         self.writer: CacheWriter | None = None
         self.memo_buffer: list[tuple[str, int, int, str]] = []
         self.lookups: dict[str, list[asyncio.Future[Hit | None]]] = {}
-        self.key_makers: dict[tuple[str | None, str | None], Callable[[str], str]] = {}
         self.lookup_task: asyncio.Task[None] | None = None
         self.groups: dict[str, _Group] = {}
         self.fatal: AccountError | None = None
@@ -591,16 +590,17 @@ class _Run:
         elif self.writer is not None and outcome.text is not None and item.sha256 is not None:
             language, prompt = self._params(item.row)
             assert item.key is not None
-            self.writer._add_result(
-                item.key,
-                item.sha256,
-                outcome.text,
-                outcome.duration,
-                model=self.opts.model,
-                language=language,
-                prompt=prompt,
-                temperature=self.opts.temperature,
-                encode=self.opts.encode,
+            self.writer.add(
+                CachedRow.new(
+                    item.sha256,
+                    outcome.text,
+                    model=self.opts.model,
+                    language=language,
+                    prompt=prompt,
+                    temperature=self.opts.temperature,
+                    encode=self.opts.encode,
+                    duration_s=outcome.duration,
+                )
             )
 
     # -- stopping
@@ -640,17 +640,15 @@ class _Run:
         return self.languages[row], self.prompts[row]
 
     def _key(self, row: int, sha: str) -> str:
-        params = self._params(row)
-        make = self.key_makers.get(params)
-        if make is None:
-            make = self.key_makers[params] = key_maker(
-                model=self.opts.model,
-                language=params[0],
-                prompt=params[1],
-                temperature=self.opts.temperature,
-                encode=self.opts.encode,
-            )
-        return make(sha)
+        language, prompt = self._params(row)
+        return cache_key(
+            sha,
+            model=self.opts.model,
+            language=language,
+            prompt=prompt,
+            temperature=self.opts.temperature,
+            encode=self.opts.encode,
+        )
 
     # -- producer: resolve windows of rows cheaply
 
@@ -1222,7 +1220,6 @@ class _Run:
                 flush_rows=max(1, 2 * opts.concurrency),
                 flush_seconds=2.0,
                 background=True,
-                merge_files=MERGE_FILES,
             )
         self._open_bar()
         try:
