@@ -1,9 +1,9 @@
 """The fast paths of a run give the same answers as the plain ones.
 
 Each shortcut taken for speed (a spliced JSON body, a path kept as a str,
-short clips prepared on the event loop, lookups that return tuples, part
-files remembered when written) is checked against the general code it
-stands in for, so a wrong shortcut fails here rather than in a benchmark.
+short clips prepared on the event loop, lookups that return tuples) is
+checked against the general code it stands in for, so a wrong shortcut
+fails here rather than in a benchmark.
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from clips import emulator_kwargs, wav_bytes, write_clips
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cf_transcribe_pandas import cache as cache_module
 from cf_transcribe_pandas import engine
 from cf_transcribe_pandas.audio import to_source
 from cf_transcribe_pandas.cache import Cache, CachedRow
@@ -165,53 +163,6 @@ def test_lookup_results_agrees_with_lookup(tmp_path: Path) -> None:
     assert brief == {k: (r.text, r.duration_s, r.model) for k, r in full.items()}
 
 
-def test_cache_remembers_the_keys_it_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A lookup by the writing process reads none of its own part files for keys."""
-    opened: list[str] = []
-
-    class CountingParquetFile(pq.ParquetFile):  # type: ignore[misc]
-        def __init__(self, source: Any, *args: Any, **kwargs: Any) -> None:
-            opened.append(os.path.basename(os.fspath(source)))
-            super().__init__(source, *args, **kwargs)
-
-    cache = Cache(tmp_path / "cache")
-    rows = [CachedRow.new(f"{i:064x}", f"t{i}", model=MODEL) for i in range(40)]
-    with cache.writer(flush_rows=10, flush_seconds=None) as w:
-        for start in range(0, 40, 10):
-            w.add_many(rows[start : start + 10])  # one part file each
-    monkeypatch.setattr(pq, "ParquetFile", CountingParquetFile)
-    assert cache.lookup_results(["f" * 64]) == {}
-    assert opened == []
-    assert cache.lookup_results([rows[0].key]) == {rows[0].key: ("t0", None, MODEL)}
-    assert cache.lookup([rows[1].key]) == {rows[1].key: rows[1]}
-    assert opened == []  # the hits too come from the tables it wrote
-    other = Cache(tmp_path / "cache")
-    assert other.lookup_results(["f" * 64]) == {}
-    assert len(set(opened)) == 4  # a new Cache reads each of the 4 files once
-    opened.clear()
-    assert other.lookup_results([rows[0].key]) == {rows[0].key: ("t0", None, MODEL)}
-    assert len(opened) == 1  # and the file with the hit again, for its text
-
-
-def test_remembered_tables_stay_within_their_budget(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(cache_module, "_REMEMBER_BYTES", 20_000)
-    cache = Cache(tmp_path / "cache")
-    rows = [CachedRow.new(f"{i:064x}", "x" * 300, model=MODEL) for i in range(200)]
-    with cache.writer(flush_rows=20, flush_seconds=None) as w:
-        for start in range(0, 200, 20):
-            w.add_many(rows[start : start + 20])
-    chunks = [c for known in cache._values.values() for cs in known.values() for c in cs]
-    kept = [c.table.nbytes for c in chunks if c.table is not None]
-    assert len(chunks) == 10
-    assert 0 < len(kept) < 10
-    assert sum(kept) <= 20_000
-    assert cache.lookup_results([r.key for r in rows]) == {
-        r.key: (r.text, None, MODEL) for r in rows
-    }
-
-
 # ---------------------------------------------------------------- prepared ahead, both ways
 
 
@@ -256,33 +207,6 @@ def test_short_clips_give_the_same_results_prepared_inline_or_in_threads(
     rerun = pd.DataFrame({"audio": values}).cfai.transcribe("audio", errors="coerce", **kwargs)
     assert rerun["audio_text"].equals(texts)
     assert len(emulator.requests()) == len(log)  # the rerun comes from the cache
-
-
-def test_writer_merges_its_part_files(tmp_path: Path) -> None:
-    cache = Cache(tmp_path / "cache")
-    rows = [CachedRow.new(f"{i:064x}", f"t{i}", model=MODEL) for i in range(100)]
-    with cache.writer(flush_rows=10, flush_seconds=None, merge_files=4) as w:
-        for start in range(0, 100, 10):
-            w.add_many(rows[start : start + 10])
-            names = sorted(p.name for p in cache.results_dir.glob("*.parquet"))
-            # After every 4th file the four become one, named after the oldest.
-            assert len(names) == (start // 10 + 1) // 4 + (start // 10 + 1) % 4
-    assert w.files_written == 10
-    assert len(names) == 4  # two merged files of 40 rows, then two of 10
-    sizes = [pq.ParquetFile(cache.results_dir / n).metadata.num_rows for n in names]
-    assert sizes == [40, 40, 10, 10]
-    # Batch files, short-lived, are written quickly (no compression, no statistics);
-    # the merged files that stay are compressed.
-    for name, size in zip(names, sizes, strict=True):
-        column = pq.ParquetFile(cache.results_dir / name).metadata.row_group(0).column(0)
-        assert column.compression == ("ZSTD" if size == 40 else "UNCOMPRESSED")
-        assert column.is_stats_set == (size == 40)
-    fresh = Cache(tmp_path / "cache")
-    assert fresh.lookup([r.key for r in rows]) == {r.key: r for r in rows}
-    assert fresh.stats().rows == 100
-    assert cache.lookup_results([r.key for r in rows]) == {
-        r.key: (r.text, None, MODEL) for r in rows
-    }
 
 
 @pytest.mark.parametrize("cache", [False, True], ids=["no cache", "cache"])
