@@ -784,6 +784,26 @@ def test_a_writer_merges_the_files_it_made_when_it_closes(tmp_path: Path) -> Non
     assert Cache(tmp_path).lookup(r.key for r in rows) == {r.key: r for r in rows}
 
 
+def test_the_next_write_tidies_many_small_files_left_behind(tmp_path: Path) -> None:
+    """Part files left by killed runs (or an older version that never merged) are
+    merged by the next writer, MERGE_FILES at a time, and no row is lost."""
+    results = tmp_path / "results"
+    results.mkdir()
+    rows = [make_row(i) for i in range(200)]
+    for start in range(0, 200, 5):
+        table = pa.Table.from_pylist(
+            [dataclasses.asdict(r) for r in rows[start : start + 5]], RESULT_SCHEMA
+        )
+        name = f"{time.time_ns():020d}-{os.getpid()}-{start:032x}.parquet"
+        pq.write_table(table, results / name)
+    cache = Cache(tmp_path)
+    assert len(part_files(cache)) == 40
+    with cache.writer() as w:
+        w.add(make_row("new"))
+    assert len(part_files(cache)) <= 16
+    assert Cache(tmp_path).lookup(r.key for r in rows) == {r.key: r for r in rows}
+
+
 def test_memo_files_are_merged_and_latest_still_wins(tmp_path: Path) -> None:
     cache = Cache(tmp_path)
     for i in range(100):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from cf_transcribe_pandas.cache.parts import BadFile, PartDir
 
@@ -40,7 +41,7 @@ def _hashes(values: Sequence[object]) -> np.ndarray:
     return np.fromiter(map(hash, values), np.int64, len(values))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class IndexedPart:
     """The indexed column of one part file.
 
@@ -49,12 +50,14 @@ class IndexedPart:
         values: The column's values.
         hashes: Their hashes.
         groups: The first row of every row group, then the number of rows.
+        metadata: The file's Parquet footer (read once: the file never changes).
     """
 
     name: str
     values: pa.Array
     hashes: np.ndarray
     groups: np.ndarray
+    metadata: pq.FileMetaData
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,7 @@ class KeyIndex:
         values = self.parts.conform(table, [self.column])[self.column].combine_chunks()
         sizes = [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)]
         groups = np.cumsum([0, *sizes], dtype=np.int64)
-        return IndexedPart(name, values, _hashes(values.to_pylist()), groups)
+        return IndexedPart(name, values, _hashes(values.to_pylist()), groups, pf.metadata)
 
     def refresh(self) -> _View:
         """List the directory, index new files, forget gone ones; the current view."""
@@ -265,7 +268,7 @@ class KeyIndex:
         if not columns:
             return [Chunk(q, rank, rows, pa.table({}))]
         try:
-            pf = self.parts.open(indexed.name, columns)
+            pf = self.parts.open(indexed.name, columns, indexed.metadata)
             group = np.searchsorted(indexed.groups, rows, "right") - 1
             chunks = []
             for g in np.unique(group):

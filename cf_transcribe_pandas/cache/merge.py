@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from cf_transcribe_pandas.cache.parts import PART_RE, BadFile, PartDir, part_ns
 
-__all__ = ["MERGE_FILES", "MERGE_MAX_BYTES", "merge", "merge_small"]
+__all__ = ["MERGE_FILES", "MERGE_MAX_BYTES", "merge", "merge_own", "merge_small"]
 
 logger = logging.getLogger("cf_transcribe_pandas.cache")
 
@@ -68,36 +68,45 @@ def merge(parts: PartDir, names: Sequence[str]) -> str | None:
     return merged
 
 
-def merge_small(parts: PartDir, *, among: Collection[str] | None = None) -> list[str]:
-    """Merge small part files: every size class that has grown to :data:`MERGE_FILES`.
+def _small_parts(parts: PartDir) -> list[tuple[str, int]]:
+    """(name, size) of the part files the cache named that are small enough to merge."""
+    listing = parts.listing()
+    sizes = listing.sizes
+    return [(n, sizes[n]) for n in listing.parts if PART_RE.match(n) and sizes[n] < MERGE_MAX_BYTES]
 
-    A failure is logged, not raised: the files are still there, nothing is lost.
 
-    Args:
-        parts: The directory.
-        among: Instead, merge these files (those still there and small) into
-            one, whatever their classes: what a writer does with its own
-            files when it closes.
+def _merge_each(parts: PartDir, batches: list[list[str]]) -> list[str]:
+    written: list[str] = []
+    for names in batches:
+        try:
+            merged = merge(parts, names)
+        except Exception:  # the files are still there: nothing is lost
+            logger.warning("could not merge cache part files in %s", parts.path, exc_info=True)
+        else:
+            written += [merged] if merged else []
+    return written
+
+
+def merge_small(parts: PartDir) -> list[str]:
+    """Merge, :data:`MERGE_FILES` at a time, the small part files of every size
+    class that holds that many. A failure is logged, not raised.
 
     Returns:
         The names of the files written.
     """
-    listing = parts.listing()
-    groups: dict[int, list[str]] = {}
-    for name in listing.parts:
-        size = listing.sizes[name]
-        if PART_RE.match(name) and size < MERGE_MAX_BYTES:
-            if among is None:
-                groups.setdefault(_size_class(size), []).append(name)
-            elif name in among:
-                groups.setdefault(0, []).append(name)
-    written: list[str] = []
-    for names in groups.values():
-        if len(names) >= (MERGE_FILES if among is None else 2):
-            try:
-                merged = merge(parts, names)
-            except Exception:
-                logger.warning("could not merge cache part files in %s", parts.path, exc_info=True)
-            else:
-                written += [merged] if merged else []
-    return written
+    classes: dict[int, list[str]] = {}
+    for name, size in _small_parts(parts):
+        classes.setdefault(_size_class(size), []).append(name)
+    batches = [
+        names[start : start + MERGE_FILES]
+        for names in classes.values()
+        for start in range(0, len(names) - MERGE_FILES + 1, MERGE_FILES)
+    ]
+    return _merge_each(parts, batches)
+
+
+def merge_own(parts: PartDir, made: Collection[str]) -> None:
+    """Merge the small part files in ``made`` that are still there into one
+    (what a writer does with the files it made when it closes)."""
+    names = [name for name, _size in _small_parts(parts) if name in made]
+    _merge_each(parts, [names] if len(names) > 1 else [])

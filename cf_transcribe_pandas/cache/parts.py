@@ -48,7 +48,7 @@ logger = logging.getLogger("cf_transcribe_pandas.cache")
 STALE_TEMP_SECONDS = 3600.0
 
 #: Rows per row group of a part file (a lookup hit reads one row group).
-ROW_GROUP_ROWS = 16 * 1024
+ROW_GROUP_ROWS = 4096
 
 PART_RE = re.compile(r"^(\d{20})-(\d+)-([0-9a-f]{32})\.parquet$")
 OWN_TEMP_RE = re.compile(r"^\.\d{20}-\d+-[0-9a-f]{32}\.parquet\.tmp$")
@@ -314,8 +314,15 @@ class PartDir:
 
     # ------------------------------------------------------------- reading
 
-    def open(self, name: str, columns: Sequence[str]) -> pq.ParquetFile:
+    def open(
+        self, name: str, columns: Sequence[str], metadata: pq.FileMetaData | None = None
+    ) -> pq.ParquetFile:
         """Open a part file and check it has ``columns`` with the schema's types.
+
+        Args:
+            name: The file's name.
+            columns: The columns that will be read.
+            metadata: The file's footer, when it was read before (files never change).
 
         Raises:
             FileNotFoundError: The file is gone (merged by a compaction).
@@ -323,7 +330,7 @@ class PartDir:
         """
         path = self.path / name
         try:
-            pf = pq.ParquetFile(path)
+            pf = pq.ParquetFile(path, metadata=metadata)
             file_schema = pf.schema_arrow
         except Exception as exc:
             if not path.exists():

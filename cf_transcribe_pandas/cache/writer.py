@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from cf_transcribe_pandas.cache.merge import merge_small
+from cf_transcribe_pandas.cache.merge import merge_own, merge_small
 from cf_transcribe_pandas.cache.rows import CachedRow, rows_table
 
 if TYPE_CHECKING:
@@ -222,7 +222,7 @@ class CacheWriter:
         with self._cond:
             self._closed = True
         _LIVE_WRITERS.discard(self)
-        merge_small(self.cache.result_parts, among=self._made)
+        merge_own(self.cache.result_parts, self._made)
 
     def __enter__(self) -> CacheWriter:
         return self
