@@ -16,6 +16,7 @@ lookup lists the directory again and starts over, so no row is missed.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Sequence
@@ -39,6 +40,12 @@ _IntArray = np.ndarray  # of int64
 def _hashes(values: Sequence[object]) -> np.ndarray:
     """Python's hash of every value, as int64 (the index lives in one process)."""
     return np.fromiter(map(hash, values), np.int64, len(values))
+
+
+def _runs(values: _IntArray) -> list[tuple[int, slice]]:
+    """The runs of equal values of a sorted array: (value, where)."""
+    bounds = [0, *(np.flatnonzero(np.diff(values)) + 1).tolist(), len(values)]
+    return [(int(values[a]), slice(a, b)) for a, b in itertools.pairwise(bounds) if a < b]
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,9 +118,12 @@ class _View:
     def find(self, wanted: Sequence[str]) -> tuple[_IntArray, _IntArray]:
         """Every (position in ``wanted``, position in the index) with equal values."""
         hashes = _hashes(wanted)
-        lo = np.searchsorted(self.hashes, hashes, "left")
-        hi = np.searchsorted(self.hashes, hashes, "right")
-        counts = hi - lo
+        by_hash = np.argsort(hashes)  # sorted needles search faster
+        lo = np.empty(len(wanted), np.int64)
+        lo[by_hash] = np.searchsorted(self.hashes, hashes[by_hash], "left")
+        counts = np.empty(len(wanted), np.int64)
+        counts[by_hash] = np.searchsorted(self.hashes, hashes[by_hash], "right")
+        counts -= lo
         total = int(counts.sum())
         q = np.repeat(np.arange(len(wanted)), counts)
         within = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -230,9 +240,9 @@ class KeyIndex:
         dup = np.bincount(q, minlength=1)[q] > 1
         if not dup.any():
             return q, pos
-        part, row = view.locate(pos[dup])
-        sort = np.lexsort((row, part))  # the order _read returns the rows in
-        q_d, pos_d, part, row = q[dup][sort], pos[dup][sort], part[sort], row[sort]
+        sort = np.argsort(pos[dup], kind="stable")  # the order _read returns the rows in
+        q_d, pos_d = q[dup][sort], pos[dup][sort]
+        part, row = view.locate(pos_d)
         chunks = self._read(view, q_d, pos_d, ["created_at"])
         micros = np.concatenate(
             [pc.cast(c.table["created_at"], pa.int64()).fill_null(2**62).to_numpy() for c in chunks]
@@ -247,12 +257,11 @@ class KeyIndex:
         self, view: _View, q: _IntArray, pos: _IntArray, columns: Sequence[str]
     ) -> list[Chunk]:
         """Read ``columns`` of the rows at ``pos``, in file and row order; a chunk a row group."""
+        sort = np.argsort(pos, kind="stable")  # file by file, row by row
+        q, pos = q[sort], pos[sort]
         part, row = view.locate(pos)
-        sort = np.lexsort((row, part))
-        q, part, row = q[sort], part[sort], row[sort]
         chunks: list[Chunk] = []
-        for index in np.unique(part):
-            sel = part == index
+        for index, sel in _runs(part):
             rank = int(view.ranks[index])
             chunks += self._read_rows(view.parts[index], rank, q[sel], row[sel], columns)
         return chunks
@@ -271,9 +280,8 @@ class KeyIndex:
             pf = self.parts.open(indexed.name, columns, indexed.metadata)
             group = np.searchsorted(indexed.groups, rows, "right") - 1
             chunks = []
-            for g in np.unique(group):
-                sel = group == g
-                table = pf.read_row_group(int(g), columns=list(columns), use_threads=False)
+            for g, sel in _runs(group):
+                table = pf.read_row_group(g, columns=list(columns), use_threads=False)
                 table = self.parts.conform(table, columns)
                 local = rows[sel] - indexed.groups[g]
                 if len(local) != table.num_rows or np.any(np.diff(local) != 1):

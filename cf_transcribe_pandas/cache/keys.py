@@ -31,6 +31,9 @@ CACHE_SCHEMA_VERSION = 1
 CACHE_DIR_ENV = "CF_TRANSCRIBE_CACHE_DIR"
 
 _HEX64_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+)
 
 
 def norm_sha256(sha256: str) -> str:
@@ -112,10 +115,7 @@ def cache_key(
         "temperature": norm_temperature(temperature),
         "encode": encode,
     }
-    text = json.dumps(
-        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    )
-    return hashlib.sha256(text.encode("ascii")).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(payload).encode("ascii")).hexdigest()
 
 
 def default_cache_dir() -> Path:

@@ -21,11 +21,14 @@ Failures are never cached: the engine only hands successes to the writer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+
 from cf_transcribe_pandas.cache import maintenance
-from cf_transcribe_pandas.cache.index import Chunk, KeyIndex
+from cf_transcribe_pandas.cache.index import KeyIndex
 from cf_transcribe_pandas.cache.keys import default_cache_dir
 from cf_transcribe_pandas.cache.maintenance import CacheStats, ClearResult, CompactResult
 from cf_transcribe_pandas.cache.memo import Memo, StrPath
@@ -94,11 +97,20 @@ class Cache:
 
     # ----------------------------------------------------------------- lookups
 
-    def _find(self, keys: Iterable[str], columns: Sequence[str]) -> tuple[list[str], list[Chunk]]:
+    def _hits(
+        self, keys: Iterable[str], columns: Sequence[str]
+    ) -> Iterator[tuple[list[str], pa.Table]]:
+        """The keys found and ``columns`` of their rows, a row group at a time
+        (each group's Arrow memory goes as the caller moves on)."""
         wanted = keys if isinstance(keys, list) else list(keys)
         if not wanted:
-            return wanted, []
-        return wanted, self._index.lookup(wanted, columns, earliest=True)
+            return
+        chunks = self._index.lookup(wanted, columns, earliest=True)
+        chunks.reverse()
+        keys_at = np.array(wanted, dtype=object)
+        while chunks:
+            chunk = chunks.pop()
+            yield keys_at[chunk.wanted].tolist(), chunk.table
 
     def lookup(self, keys: Iterable[str]) -> dict[str, CachedRow]:
         """Return the cached rows for ``keys``; keys not cached are absent.
@@ -113,16 +125,13 @@ class Cache:
         Returns:
             ``{key: CachedRow}`` for every key found.
         """
-        wanted, chunks = self._find(keys, RESULT_COLUMNS[1:])
         found: dict[str, CachedRow] = {}
-        for chunk in chunks:
-            table = chunk.table
+        for hit_keys, table in self._hits(keys, RESULT_COLUMNS[1:]):
             columns = [
                 datetimes(table[c]) if c == "created_at" else table[c].to_pylist()
                 for c in RESULT_COLUMNS[1:]
             ]
-            hit_keys = [wanted[i] for i in chunk.wanted.tolist()]
-            found.update((row.key, row) for row in map(CachedRow, hit_keys, *columns))
+            found.update(zip(hit_keys, map(CachedRow, hit_keys, *columns), strict=True))
         return found
 
     def lookup_results(self, keys: Iterable[str]) -> dict[str, tuple[str, float | None, str]]:
@@ -131,34 +140,24 @@ class Cache:
         What a run needs of a hit: :meth:`lookup` without building
         :class:`CachedRow` objects (a million keys at corpus scale).
         """
-        wanted, chunks = self._find(keys, _HIT_COLUMNS)
         found: dict[str, tuple[str, float | None, str]] = {}
-        chunks.reverse()
-        while chunks:  # each chunk's Arrow memory goes as its Python values come
-            table = chunks[-1].table
-            values = zip(
-                table["text"].to_pylist(),
-                table["duration_s"].to_pylist(),
-                shared_strings(table["model"]),
-                strict=True,
-            )
-            found.update(
-                zip([wanted[i] for i in chunks.pop().wanted.tolist()], values, strict=True)
-            )
+        for hit_keys, table in self._hits(keys, _HIT_COLUMNS):
+            texts = table["text"].to_pylist()
+            durations = table["duration_s"].to_pylist()
+            models = shared_strings(table["model"])
+            found.update(zip(hit_keys, zip(texts, durations, models, strict=True), strict=True))
         return found
 
     def lookup_texts(self, keys: Iterable[str]) -> dict[str, str]:
         """Return ``{key: text}`` for the cached ``keys``: :meth:`lookup`, text only."""
-        wanted, chunks = self._find(keys, ["text"])
         found: dict[str, str] = {}
-        for chunk in chunks:
-            hit_keys = [wanted[i] for i in chunk.wanted.tolist()]
-            found.update(zip(hit_keys, chunk.table["text"].to_pylist(), strict=True))
+        for hit_keys, table in self._hits(keys, ["text"]):
+            found.update(zip(hit_keys, table["text"].to_pylist(), strict=True))
         return found
 
     def contains(self, key: str) -> bool:
         """Return whether ``key`` is cached."""
-        return bool(self._find([key], [])[1])
+        return next(self._hits([key], []), None) is not None
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self.contains(key)
