@@ -5,9 +5,9 @@ each part file once, as part files never change, and keeps it with a sorted
 array of the values' hashes. A lookup lists the directory (reading only new
 files, forgetting files merged away), finds every wanted value with one
 vectorized ``searchsorted``, checks the candidates against the stored values,
-and then reads the other columns only of the row groups that hold a hit. A
-lookup of one key costs microseconds however big the cache; a lookup of a
-million keys, one pass.
+and then reads the other columns only of the row groups that hold a hit.
+Finding one key takes microseconds however big the cache (reading its row
+group, about a millisecond); a million keys take one pass.
 
 A file that vanishes while a lookup reads it was merged by a compaction,
 which renamed the merged file into place before deleting its inputs: the
