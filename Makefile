@@ -22,8 +22,9 @@ demo: $(VENV)/.installed
 	$(BIN)/cf-transcribe demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check cf_transcribe_pandas tests benchmarks
+	$(BIN)/ruff check cf_transcribe_pandas tests benchmarks tools
 	$(BIN)/ruff format --check cf_transcribe_pandas tests benchmarks
+	$(BIN)/python tools/check_layout.py cf_transcribe_pandas
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

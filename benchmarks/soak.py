@@ -163,6 +163,78 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def kill_when_flowing(
+    proc: subprocess.Popen[bytes], emu: Any, ok_at_start: int, delay: float
+) -> bool:
+    """SIGKILL the worker after ``delay`` s, at a moment when 200s are flowing to it.
+
+    Returns:
+        Whether it was killed (False: it finished first).
+    """
+    deadline = time.monotonic() + delay
+    last_ok, last_change = ok_at_start, time.monotonic()
+    while proc.poll() is None:
+        time.sleep(0.1)
+        ok = emu.counters()["ok"]
+        now = time.monotonic()
+        if ok != last_ok:
+            last_ok, last_change = ok, now
+        if now >= deadline and ok > ok_at_start and now - last_change < 0.3:
+            break
+    if proc.poll() is not None:
+        return False
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return True
+
+
+def record_kill(
+    emu: Any,
+    kills: list[dict[str, Any]],
+    cache: Any,
+    shas: list[str],
+    keys: list[str],
+    delay: float,
+) -> dict[str, Any]:
+    """Rows the killed worker was answered 200 for that are not in the cache: bought,
+    then lost to the kill (the next run buys them again)."""
+    since = kills[-1]["log_index"] if kills else 0
+    entries = emu.requests()
+    ok_shas = {e["sha256"] for e in entries[since:] if e["status"] == 200}
+    found = cache.lookup(keys)
+    stored = {sha for sha, key in zip(shas, keys, strict=True) if key in found}
+    print(
+        f"kill {len(kills) + 1}: SIGKILL after {delay:.1f} s; this worker was "
+        f"answered {len(ok_shas):,} rows, the cache holds {len(found):,}; "
+        f"{len(ok_shas - stored)} answered rows were not flushed yet",
+        flush=True,
+    )
+    return {
+        "after_s": round(delay, 1),
+        "answered": len(ok_shas),
+        "in_cache": len(found),
+        "lost": ok_shas - stored,
+        "log_index": len(entries),
+    }
+
+
+def finished(proc: subprocess.Popen[bytes], tmp: Path) -> bool:
+    """Wait for the worker to end on its own; False (with its stderr shown) if it failed."""
+    try:
+        proc.wait(timeout=900)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        print("the worker did not finish within 15 minutes", file=sys.stderr)
+        return False
+    if proc.returncode != 0:
+        err = (tmp / "stderr.txt").read_text(encoding="utf-8", errors="replace")
+        print(err[-3000:], file=sys.stderr)
+        print(f"the worker exited with code {proc.returncode}", file=sys.stderr)
+        return False
+    return True
+
+
 def soak(args: argparse.Namespace, tmp: Path) -> int:
     import pyarrow.parquet as pq
 
@@ -187,56 +259,11 @@ def soak(args: argparse.Namespace, tmp: Path) -> int:
             runs += 1
             proc = start_worker(args, emu, listing, cache_dir, tmp)
             ok_at_start = emu.counters()["ok"]
-            if len(kills) < args.kills:
-                delay = rng.uniform(5.0, 35.0)
-                deadline = time.monotonic() + delay
-                last_ok, last_change = ok_at_start, time.monotonic()
-                # Kill after the delay, at a moment when 200s are flowing to this worker.
-                while proc.poll() is None:
-                    time.sleep(0.1)
-                    ok = emu.counters()["ok"]
-                    now = time.monotonic()
-                    if ok != last_ok:
-                        last_ok, last_change = ok, now
-                    if now >= deadline and ok > ok_at_start and now - last_change < 0.3:
-                        break
-                if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-                    # Rows this worker was answered 200 for that are not in the cache:
-                    # bought, then lost to the kill (the next run buys them again).
-                    since = kills[-1]["log_index"] if kills else 0
-                    entries = emu.requests()
-                    ok_shas = {e["sha256"] for e in entries[since:] if e["status"] == 200}
-                    found = Cache(cache_dir).lookup(keys)
-                    stored = {sha for sha, key in zip(shas, keys, strict=True) if key in found}
-                    kills.append(
-                        {
-                            "after_s": round(delay, 1),
-                            "answered": len(ok_shas),
-                            "in_cache": len(found),
-                            "lost": ok_shas - stored,
-                            "log_index": len(entries),
-                        }
-                    )
-                    print(
-                        f"kill {len(kills)}: SIGKILL after {delay:.1f} s; this worker was "
-                        f"answered {len(ok_shas):,} rows, the cache holds {len(found):,}; "
-                        f"{len(ok_shas - stored)} answered rows were not flushed yet",
-                        flush=True,
-                    )
-                    continue
-            try:
-                proc.wait(timeout=900)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                print("the worker did not finish within 15 minutes", file=sys.stderr)
-                return 1
-            if proc.returncode != 0:
-                err = (tmp / "stderr.txt").read_text(encoding="utf-8", errors="replace")
-                print(err[-3000:], file=sys.stderr)
-                print(f"the worker exited with code {proc.returncode}", file=sys.stderr)
+            delay = rng.uniform(5.0, 35.0)
+            if len(kills) < args.kills and kill_when_flowing(proc, emu, ok_at_start, delay):
+                kills.append(record_kill(emu, kills, Cache(cache_dir), shas, keys, delay))
+                continue
+            if not finished(proc, tmp):
                 return 1
             out = (tmp / "stdout.txt").read_text(encoding="utf-8")
             summary = json.loads(out.strip().splitlines()[-1])

@@ -26,20 +26,24 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import hashlib
 import json
 import logging
+import os
 import random
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from clips import emulator_kwargs, wav_bytes, write_clips
@@ -396,6 +400,7 @@ def test_a_cached_rerun_opens_none_of_the_audio_files(
 LOOKUP_CHILD = r"""
 import collections, json, os, sys
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import cf_transcribe_pandas  # registers df.cfai
 
@@ -427,17 +432,21 @@ print(json.dumps({"texts_ok": all(isinstance(t, str) for t in texts), "opened": 
 def test_a_shuffled_cached_rerun_reads_each_part_file_a_few_times_not_once_per_window(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    # 20,000 cached rows in 100 part files (the batches a run writes), read back
-    # in another order than they were written (a filtered or re-sorted frame).
+    # 20,000 cached rows in 100 part files (the batches of runs killed before their
+    # writers merged them, written here in the documented format), read back in
+    # another order than they were written (a filtered or re-sorted frame).
     n, per_file = 20_000, 200
     cache = tmp_path / "cache"
-    store = Cache(cache)
-    with store.writer(flush_rows=per_file, flush_seconds=None) as writer:
-        for start in range(0, n, per_file):
-            writer.add_many(
+    (cache / "results").mkdir(parents=True)
+    for start in range(0, n, per_file):
+        rows = [
+            dataclasses.asdict(
                 CachedRow.new(_sha(f"row {i:08d}".encode()), f"text {i}", model=MODEL)
-                for i in range(start, start + per_file)
             )
+            for i in range(start, start + per_file)
+        ]
+        name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex}.parquet"
+        pq.write_table(pa.Table.from_pylist(rows, RESULT_SCHEMA), cache / "results" / name)
     files = len(list((cache / "results").glob("*.parquet")))
     assert files == n // per_file
     order = list(range(n))

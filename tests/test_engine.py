@@ -240,9 +240,23 @@ def test_finished_rows_are_flushed_in_batches_during_the_run(
 ) -> None:
     emulator.set_faults(latency=0.02)
     df = pd.DataFrame({"audio": _wavs(60)})
-    df.cfai.transcribe("audio", concurrency=2, **run_kwargs)  # flush every 2 * 2 rows
-    parts = list((Path(run_kwargs["cache"]) / "results").glob("*.parquet"))
-    assert len(parts) >= 2
+    seen: set[int] = set()  # rows on disk, as another reader sees them during the run
+    done = threading.Event()
+
+    def watch() -> None:
+        reader = Cache(run_kwargs["cache"])
+        while not done.is_set():
+            seen.add(len(reader))
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        df.cfai.transcribe("audio", concurrency=2, **run_kwargs)  # flush every 2 * 2 rows
+    finally:
+        done.set()
+        watcher.join()
+    assert any(0 < n < 60 for n in seen), sorted(seen)  # batches, not all at the end
     assert len(Cache(run_kwargs["cache"])) == 60
 
 

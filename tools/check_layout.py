@@ -58,15 +58,28 @@ def _breaches(path: Path, root: Path, modules: set[str]) -> Iterator[str]:
     if lines > MAX_MODULE_LINES:
         yield f"{path}: module of {lines} lines (most: {MAX_MODULE_LINES})"
     tree = ast.parse(source, filename=str(path))
-    here = _module_name(path, root)
+    yield from _big_classes(path, tree)
     aliases: set[str] = set()  # local names bound to modules of the package
+    yield from _private_imports(path, root, tree, modules, aliases)
+    yield from _private_attributes(path, tree, aliases)
+
+
+def _big_classes(path: Path, tree: ast.Module) -> Iterator[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef):
             size = (node.end_lineno or node.lineno) - node.lineno + 1
             if size > MAX_CLASS_LINES:
                 most = MAX_CLASS_LINES
                 yield f"{path}:{node.lineno}: class {node.name} of {size} lines (most: {most})"
-        elif isinstance(node, ast.ImportFrom):
+
+
+def _private_imports(
+    path: Path, root: Path, tree: ast.Module, modules: set[str], aliases: set[str]
+) -> Iterator[str]:
+    """``from x import _name`` across modules; fills ``aliases`` with imported modules."""
+    here = _module_name(path, root)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
             source_module = _absolute(node, here, path.name == "__init__.py")
             if source_module.split(".")[0] != root.name or source_module == here:
                 continue
@@ -76,9 +89,11 @@ def _breaches(path: Path, root: Path, modules: set[str]) -> Iterator[str]:
                 elif _private(alias.name):
                     yield f"{path}:{node.lineno}: imports private {source_module}.{alias.name}"
         elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name in modules and alias.asname:
-                    aliases.add(alias.asname)
+            aliases.update(a.asname for a in node.names if a.name in modules and a.asname)
+
+
+def _private_attributes(path: Path, tree: ast.Module, aliases: set[str]) -> Iterator[str]:
+    """``module._name`` on an imported package module, or another module's ``obj._name``."""
     own = _defined_here(tree)
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Attribute) and _private(node.attr)):

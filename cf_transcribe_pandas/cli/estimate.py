@@ -20,6 +20,7 @@ from cf_transcribe_pandas.cli.options import (
     add_request_options,
     as_list,
     audio_column,
+    given_options,
     per_row_option,
     show_progress,
 )
@@ -106,17 +107,12 @@ def run(args: argparse.Namespace) -> int:
             values.tolist(),
             languages=as_list(language),
             prompts=as_list(prompt),
-            model=args.model,
-            temperature=args.temperature,
-            encode=args.encode,
-            max_part_seconds=args.max_part_seconds,
-            cache=cache,
-            rate_limit=args.rate_limit,
+            cache=cache if cache is not None else False,
             price_per_minute=args.price_per_minute,
             progress=show_progress(args),
-            fetch_urls=args.fetch_urls,
             workers=args.workers,
             index=df.index,
+            **given_options(args),
         )
     except ConfigurationError as exc:
         raise CliError(exc.message) from None

@@ -10,13 +10,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pandas as pd
 
-from cf_transcribe_pandas.audio import DEFAULT_MAX_PART_SECONDS
+from cf_transcribe_pandas.audio import EncodeMode
 from cf_transcribe_pandas.cli.tables import TABLE_FORMATS, column_values
-from cf_transcribe_pandas.client import DEFAULT_MODEL
+from cf_transcribe_pandas.options import TranscribeOptions, option_names
+
+DEFAULTS = TranscribeOptions()
+"""The options' defaults, shown in ``--help`` (a flag not given is not passed on)."""
+
+_OWN = frozenset({"output", "language", "prompt", "cache", "progress", "on_event", "api_token"})
+"""Options the commands set from flags of their own (``-o`` is the output *file*)."""
 
 
 def add_input(p: argparse.ArgumentParser) -> None:
@@ -46,26 +52,23 @@ def add_request_options(p: argparse.ArgumentParser) -> None:
     prompt.add_argument("--prompt", help="text guiding the model, for every row")
     prompt.add_argument("--prompt-column", metavar="COLUMN", help="per-row prompts")
     p.add_argument("--temperature", type=float, help="sampling temperature, 0..1")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="Workers AI model (default: %(default)s)")
+    p.add_argument("--model", help=f"Workers AI model (default: {DEFAULTS.model})")
     p.add_argument(
         "--encode",
-        choices=("auto", "original", "flac", "opus"),
-        default="auto",
-        help="how audio is prepared (default: auto: accepted formats go as they are)",
+        choices=get_args(EncodeMode),
+        help=f"how audio is prepared (default: {DEFAULTS.encode}: accepted formats go as they are)",
     )
     p.add_argument(
         "--max-part-seconds",
         type=float,
-        default=DEFAULT_MAX_PART_SECONDS,
         metavar="S",
-        help="longer audio is split into parts (default: %(default)g)",
+        help=f"longer audio is split into parts (default: {DEFAULTS.max_part_seconds:g})",
     )
     p.add_argument(
         "--rate-limit",
         type=float,
-        default=720.0,
         metavar="RPM",
-        help="requests per minute, the account's limit (default: %(default)g)",
+        help=f"requests per minute, the account's limit (default: {DEFAULTS.rate_limit:g})",
     )
     p.add_argument(
         "--fetch-urls", action="store_true", help="download https URLs instead of passing them on"
@@ -76,6 +79,19 @@ def add_request_options(p: argparse.ArgumentParser) -> None:
     )
     cache.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary line")
+
+
+def given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options given on the command line (a flag left out keeps the library's default).
+
+    Every flag named like an option (``--rate-limit`` is ``rate_limit``) goes on as it is;
+    the options the commands set themselves (language, prompt, cache, progress, ...) are
+    left to them.
+    """
+    given = {name: getattr(args, name, None) for name in option_names() if name not in _OWN}
+    return {
+        name: value for name, value in given.items() if value is not None and value is not False
+    }
 
 
 def audio_column(args: argparse.Namespace, file_list: bool) -> str:

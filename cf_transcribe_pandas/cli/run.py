@@ -24,10 +24,12 @@ from cf_transcribe_pandas.cli.exits import (
 )
 from cf_transcribe_pandas.cli.logs import RowLog
 from cf_transcribe_pandas.cli.options import (
+    DEFAULTS,
     add_input,
     add_request_options,
     audio_column,
     cache_option,
+    given_options,
     per_row_option,
     show_progress,
 )
@@ -100,9 +102,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="coerce (default): failed rows get error columns and exit code 1; "
         "raise: stop at the first failed row, write nothing, exit 1",
     )
-    p.add_argument("--concurrency", type=int, help="most requests in flight (default: 64)")
-    p.add_argument("--max-retries", type=int, default=6, help="retries for 5xx, timeouts, resets")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for one answer")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        help=f"most requests in flight (default: {DEFAULTS.requests_in_flight})",
+    )
+    p.add_argument(
+        "--max-retries",
+        type=int,
+        help=f"retries for 5xx, timeouts, resets (default: {DEFAULTS.max_retries})",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        help=f"seconds to wait for one answer (default: {DEFAULTS.timeout:g})",
+    )
     p.add_argument("--account-id", help="Cloudflare account id (default: $CLOUDFLARE_ACCOUNT_ID)")
     p.add_argument(
         "--base-url", help="API base URL (default: $CLOUDFLARE_BASE_URL or Cloudflare's)"
@@ -192,23 +206,10 @@ def _call_transcribe(
         output,
         language=per_row_option(df, args.language, args.language_column, "language"),
         prompt=per_row_option(df, args.prompt, args.prompt_column, "prompt"),
-        temperature=args.temperature,
-        model=args.model,
-        errors=args.errors,
         cache=cache_option(args),
-        concurrency=args.concurrency,
-        rate_limit=args.rate_limit,
-        max_retries=args.max_retries,
-        timeout=args.timeout,
         progress=show_progress(args),
-        account_id=args.account_id,
-        base_url=args.base_url,
-        gateway=args.gateway,
-        encode=args.encode,
-        max_part_seconds=args.max_part_seconds,
-        fetch_urls=args.fetch_urls,
-        provenance=args.provenance,
         on_event=hook,
+        **given_options(args),
     )
     return out
 

@@ -1,0 +1,142 @@
+"""Cache keys: what identifies a request's transcript, and where the cache lives by default.
+
+A key is the sha256 of a canonical JSON of the audio's sha256 and the request
+parameters that change the transcript, so it is the same in every process,
+platform and Python version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import sys
+from pathlib import Path
+
+__all__ = [
+    "CACHE_DIR_ENV",
+    "CACHE_SCHEMA_VERSION",
+    "cache_key",
+    "default_cache_dir",
+    "norm_sha256",
+    "norm_temperature",
+]
+
+#: Bumped when the meaning of a cached row changes; part of every key.
+CACHE_SCHEMA_VERSION = 1
+
+#: Environment variable naming the cache directory.
+CACHE_DIR_ENV = "CF_TRANSCRIBE_CACHE_DIR"
+
+_HEX64_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+)
+
+
+def norm_sha256(sha256: str) -> str:
+    """Return ``sha256`` lower-cased when it is 64 hex digits, else as it is.
+
+    Raises:
+        TypeError: ``sha256`` is not a non-empty str.
+    """
+    if not isinstance(sha256, str) or not sha256:
+        raise TypeError(f"sha256 must be a non-empty str, not {sha256!r}")
+    return sha256.lower() if _HEX64_RE.match(sha256) else sha256
+
+
+def norm_temperature(temperature: float | None) -> float | None:
+    """Return ``temperature`` as a float rounded to 6 decimals (-0.0 as 0.0), or None.
+
+    Raises:
+        TypeError: ``temperature`` is not a number or None.
+        ValueError: ``temperature`` is NaN or infinite.
+    """
+    if temperature is None:
+        return None
+    if isinstance(temperature, (bool, str, bytes)):
+        raise TypeError(f"temperature must be a number or None, not {temperature!r}")
+    value = float(temperature)
+    if not math.isfinite(value):
+        raise ValueError(f"temperature must be finite, not {temperature!r}")
+    # Round away float noise (0.1 + 0.2, numpy float32) and fold -0.0 into 0.0.
+    return round(value, 6) + 0.0
+
+
+def cache_key(
+    sha256: str,
+    *,
+    model: str,
+    language: str | None,
+    prompt: str | None,
+    temperature: float | None,
+    encode: str = "auto",
+) -> str:
+    """Return the cache key of one request: a hex sha256 of its canonical JSON.
+
+    The JSON holds :data:`CACHE_SCHEMA_VERSION`, the sha256 of the audio bytes,
+    and the parameters that change the transcript. It is serialized with
+    sorted keys, no spaces and ASCII escapes, so the key is the same in every
+    process, platform and Python version.
+
+    Args:
+        sha256: Hex sha256 of the audio bytes sent (lower-cased when it is 64
+            hex digits; any other non-empty string is used as it is).
+        model: Model name, exactly as sent.
+        language: ISO-639-1 code, or None when the field is not sent.
+        prompt: Prompt text, or None when the field is not sent ("" is a
+            different key).
+        temperature: Sampling temperature, or None when the field is not sent
+            (None and 0.0 are different keys). Rounded to 6 decimals.
+        encode: How the audio was prepared before sending (the engine's
+            ``encode`` option).
+
+    Returns:
+        64 lowercase hex digits.
+
+    Raises:
+        TypeError: A parameter has the wrong type.
+        ValueError: ``temperature`` is NaN or infinite.
+    """
+    for name, value in (("model", model), ("encode", encode)):
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a str, not {value!r}")
+    for name, opt in (("language", language), ("prompt", prompt)):
+        if opt is not None and not isinstance(opt, str):
+            raise TypeError(f"{name} must be a str or None, not {opt!r}")
+    payload = {
+        "v": CACHE_SCHEMA_VERSION,
+        "sha256": norm_sha256(sha256),
+        "model": model,
+        "language": language,
+        "prompt": prompt,
+        "temperature": norm_temperature(temperature),
+        "encode": encode,
+    }
+    return hashlib.sha256(_CANONICAL.encode(payload).encode("ascii")).hexdigest()
+
+
+def default_cache_dir() -> Path:
+    """Return the cache directory used when none is given.
+
+    ``$CF_TRANSCRIBE_CACHE_DIR`` when set; else the per-user cache directory
+    plus ``cf-transcribe-pandas``: ``$XDG_CACHE_HOME`` or ``~/.cache`` on
+    Linux and other Unix, ``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%`` on
+    Windows. The directory is not created.
+    """
+    env = os.environ.get(CACHE_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    home = Path.home()
+    if sys.platform == "win32":
+        local = os.environ.get("LOCALAPPDATA")
+        base = Path(local) if local else home / "AppData" / "Local"
+    elif sys.platform == "darwin":
+        base = home / "Library" / "Caches"
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        # The XDG spec says relative paths are invalid and must be ignored.
+        base = Path(xdg) if xdg and os.path.isabs(xdg) else home / ".cache"
+    return base / "cf-transcribe-pandas"
