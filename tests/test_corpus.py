@@ -1,6 +1,6 @@
 """Corpus scale: many processes on one cache directory, bad files in it, and long frames.
 
-What a researcher labeling a corpus relies on (DESIGN.md, "Cache"):
+What a researcher labeling a corpus relies on (docs/design.md, "Cache"):
 
 * two processes transcribing overlapping halves of a corpus into the same
   cache directory at the same time end with the union cached, every file

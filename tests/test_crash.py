@@ -3,7 +3,7 @@
 A child process (a script written to ``tmp_path``) transcribes a few hundred
 small WAV files against the emulator running in this test process, with a
 cache directory; the test watches the emulator's request log and sends
-SIGKILL mid-run. Then it checks what DESIGN.md promises ("Cache flushing"):
+SIGKILL mid-run. Then it checks what docs/design.md promises ("Cache flushing"):
 
 * a kill loses at most one flush batch: the rows the service answered in the
   first run and that the rerun buys again number at most ``2 * concurrency``;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,6 +16,16 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("wheel")
+    # A copy of the sources: the wheel of a clean checkout, not whatever an earlier
+    # build left in the repository's build/ directory.
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    shutil.copytree(
+        ROOT / "cf_transcribe_pandas",
+        source / "cf_transcribe_pandas",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
     proc = subprocess.run(
         [
             sys.executable,
@@ -24,7 +35,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
             "--no-isolation",
             "--outdir",
             str(out),
-            str(ROOT),
+            str(source),
         ],
         capture_output=True,
         text=True,
@@ -47,5 +58,7 @@ def test_wheel_holds_py_typed_samples_and_every_subpackage(built: tuple[Path, st
     samples = ROOT / "cf_transcribe_pandas" / "samples"
     for clip in samples.iterdir():
         assert f"cf_transcribe_pandas/samples/{clip.name}" in names
-    for init in (ROOT / "cf_transcribe_pandas").rglob("__init__.py"):
-        assert init.relative_to(ROOT).as_posix() in names
+    modules = {
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "cf_transcribe_pandas").rglob("*.py")
+    }
+    assert {n for n in names if n.endswith(".py")} == modules  # every module, nothing stale

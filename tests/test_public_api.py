@@ -41,7 +41,7 @@ EXPORTED = {
     "__version__",
 }
 
-# DESIGN.md "Public API": the argument names, in order, and their defaults.
+# docs/design.md "Public API": the argument names, in order, and their defaults.
 DESIGN_DEFAULTS: dict[str, Any] = {
     "output": None,
     "language": None,
