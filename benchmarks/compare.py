@@ -37,7 +37,7 @@ Scenarios (the emulator's settings; concurrency 64 everywhere):
   requests a second); it is a sanity floor for the library's per-row CPU with
   its default cache: >= 0.5x the bare loop and >= 3x the official SDK.
 - ``rate-bound-block``: the same 600/min, but the first request over it
-  blocks the account for 90 s: every request is refused (429 3040,
+  blocks the account for 2 minutes: every request is refused (429 3040,
   ``Retry-After`` the seconds left), whatever the rate, as Cloudflare's
   rate-limiting rules do by default (the Cloudflare API's own global limit
   blocks for 5 minutes). A client that paces itself never starts a block; one
@@ -123,8 +123,8 @@ def scenarios(quick: bool) -> list[Scenario]:
     return [
         Scenario(
             "rate-bound",
-            rows=120 if quick else 720,
-            sequential_rows=15 if quick else 40,
+            rows=120 if quick else 600,
+            sequential_rows=15 if quick else 20,
             faults={"rpm_limit": 600, "latency": 0.3},
             rate_limit=600,
             ratio_to="limit",
@@ -133,7 +133,7 @@ def scenarios(quick: bool) -> list[Scenario]:
         ),
         Scenario(
             "rate-bound-10s",
-            rows=200 if quick else 300,
+            rows=200,
             sequential_rows=0,
             faults={"rpm_limit": 100, "rate_window": 10.0, "latency": 0.3},
             rate_limit=600,
@@ -149,18 +149,18 @@ def scenarios(quick: bool) -> list[Scenario]:
                     "rate-bound-block",
                     rows=720,
                     sequential_rows=0,
-                    faults={"rpm_limit": 600, "rate_block": 90.0, "latency": 0.3},
+                    faults={"rpm_limit": 600, "rate_block": 120.0, "latency": 0.3},
                     rate_limit=600,
                     ratio_to="limit",
                     limit_per_s=10.0,
                     what="600 requests/min sliding window; the first request over it blocks "
-                    "the account for 90 s; 0.3 s per run; rate_limit=600",
+                    "the account for 120 s; 0.3 s per run; rate_limit=600",
                 )
             ]
         ),
         Scenario(
             "latency-bound",
-            rows=256 if quick else 1280,
+            rows=256 if quick else 640,
             sequential_rows=4 if quick else 10,
             faults={"latency": 1.0},
             rate_limit=1_000_000,
@@ -179,7 +179,7 @@ def scenarios(quick: bool) -> list[Scenario]:
         Scenario(
             "faulty",
             rows=200 if quick else 800,
-            sequential_rows=15 if quick else 40,
+            sequential_rows=15 if quick else 20,
             faults={
                 "latency": 0.2,
                 "p429": 0.2,

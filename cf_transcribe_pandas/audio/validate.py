@@ -30,6 +30,9 @@ def inspect_bytes(data: bytes, label: str) -> Inspection:
     Raises:
         AudioError: ``empty_file``, ``unreadable_audio`` or ``no_audio_stream``.
     """
+    plain = plain_wav(data)
+    if plain is not None:
+        return plain
     fmt = sniff(data)
     check_not_text(fmt, data, label)
     if fmt == "wav" and (chunk := wav_data_chunk(data)) is not None:
@@ -60,6 +63,36 @@ def inspect_bytes(data: bytes, label: str) -> Inspection:
             code="unreadable_audio",
         )
     return info
+
+
+def plain_wav(data: bytes) -> Inspection | None:
+    """A complete 16-bit PCM RIFF WAV (1-2 channels, 8-48 kHz), read from its header alone.
+
+    Such a file cannot fail to decode (every byte pattern is a valid sample), so its
+    header is all the checking it needs, and FFmpeg is not started for it: 30 µs a
+    clip instead of about 1 ms, what keeps a corpus of short WAVs (the most common
+    input) from costing a core. Anything else returns None and goes through PyAV.
+    """
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    at, fmt_chunk, data_size, stored = 12, None, None, 0
+    while at + 8 <= len(data):
+        chunk_id = data[at : at + 4]
+        (size,) = struct.unpack("<I", data[at + 4 : at + 8])
+        if chunk_id == b"fmt " and size >= 16:
+            fmt_chunk = struct.unpack("<HHIIHH", data[at + 8 : at + 24])
+        elif chunk_id == b"data":
+            data_size, stored = size, len(data) - (at + 8)
+            break
+        at += 8 + size + (size & 1)
+    if fmt_chunk is None or data_size is None:
+        return None
+    tag, channels, rate, _, block_align, bits = fmt_chunk
+    plain = tag == 1 and bits == 16 and channels in (1, 2) and 8000 <= rate <= 48000
+    if not plain or block_align != 2 * channels or not 0 < data_size <= stored:
+        return None
+    seconds = data_size / (rate * block_align)
+    return Inspection("wav", "pcm_s16le", rate, channels, seconds, seconds, 1)
 
 
 def check_not_text(fmt: str | None, head: bytes, label: str) -> None:

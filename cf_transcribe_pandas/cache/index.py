@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,6 +36,10 @@ __all__ = ["Chunk", "IndexedPart", "KeyIndex"]
 logger = logging.getLogger("cf_transcribe_pandas.cache")
 
 _MAX_RESCANS = 20
+_MTIME_SLACK_NS = 50_000_000
+"""A listing counts as current only if it was made this long after the directory's last
+change (as git does for racy files): a file added within one tick of the file system's
+clock after a listing may leave the directory's mtime as it was."""
 _IntArray = np.ndarray  # of int64
 
 
@@ -159,6 +165,20 @@ class KeyIndex:
         self._files: dict[str, IndexedPart] = {}
         self._bad: set[str] = set()
         self._view: _View | None = None
+        self._listed: tuple[int, int] | None = None  # (directory mtime, when listed), ns
+
+    def _directory_mtime(self) -> int | None:
+        try:
+            return os.stat(self.parts.path).st_mtime_ns
+        except OSError:
+            return None
+
+    def _unchanged(self, mtime: int | None) -> bool:
+        """No file was added, renamed or removed since the last listing."""
+        if self._view is None or self._listed is None or mtime is None:
+            return False
+        listed_mtime, listed_at = self._listed
+        return mtime == listed_mtime and mtime < listed_at - _MTIME_SLACK_NS
 
     def _read_part(self, name: str) -> IndexedPart | None:
         """Index one file; None when it is gone. Bad files are remembered and warned about."""
@@ -177,8 +197,16 @@ class KeyIndex:
         return IndexedPart(name, values, _hashes(values.to_pylist()), groups, pf.metadata)
 
     def refresh(self) -> _View:
-        """List the directory, index new files, forget gone ones; the current view."""
+        """List the directory, index new files, forget gone ones; the current view.
+
+        The directory is listed again only when its mtime says it changed (one
+        ``stat`` instead of a listing for the one-key lookups of a run).
+        """
         with self._lock:
+            listed_at, mtime = time.time_ns(), self._directory_mtime()
+            if self._unchanged(mtime):
+                assert self._view is not None
+                return self._view
             for _attempt in range(_MAX_RESCANS):
                 names = self.parts.listing().parts
                 present = set(names)
@@ -197,6 +225,8 @@ class KeyIndex:
                     break
             else:
                 logger.warning("cache directory %s kept changing while read", self.parts.path)
+                mtime = None  # list again next time
+            self._listed = None if mtime is None else (mtime, listed_at)
             parts = tuple(self._files.values())
             if self._view is None or self._view.parts != parts:
                 self._view = _View.build(parts, self._view)
