@@ -10,8 +10,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+# `make demo` installs the package as a user would (a wheel: no editable-install notice);
+# `make test` installs it editable with the dev tools, which serves the demo too.
+$(VENV)/.installed: pyproject.toml $(shell find cf_transcribe_pandas -type f -not -name '*.pyc') | $(BIN)/python
+	$(BIN)/python -m pip install --quiet .
 	touch $@
 
 $(STAMP): pyproject.toml | $(BIN)/python
