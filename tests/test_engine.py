@@ -384,40 +384,6 @@ def test_path_label_is_what_pathlib_would_print(value: str) -> None:
     assert source.path == Path(expected)
 
 
-@pytest.fixture
-def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    real = tmp_path / "real"
-    real.mkdir()
-    (real / "a.wav").write_bytes(wav_bytes(1))
-    (tmp_path / "link_dir").symlink_to(real)
-    (real / "link.wav").symlink_to(real / "a.wav")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        "{t}/real/a.wav",
-        "real/a.wav",
-        "./real/a.wav",
-        "{t}/link_dir/a.wav",
-        "{t}/real/link.wav",
-        "{t}/real/../real/a.wav",
-        "link_dir/../real/a.wav",
-    ],
-)
-def test_stat_key_with_shared_directories_equals_the_plain_one(tree: Path, value: str) -> None:
-    source = to_source(value.format(t=tree))
-    key = source.stat_key()
-    assert key is not None
-    assert key[0] == os.path.realpath(tree / "real" / "a.wav")
-    assert source.stat_key({}) == key
-    dirs: dict[str, str] = {}
-    to_source(str(tree / "real" / "a.wav")).stat_key(dirs)  # a directory already resolved
-    assert source.stat_key(dirs) == key
-
-
 def test_a_cached_rerun_reports_every_row(emulator: Emulator, run_kwargs: dict[str, Any]) -> None:
     audio = _wavs(3)
     df = pd.DataFrame({"audio": [audio[0], None, audio[1], audio[0], audio[2], None]})
