@@ -48,6 +48,7 @@ from .sniff import sniff
 from .sources import Source, sha256_of
 from .split import split_part
 from .texts import join_prompt, join_texts, looks_cut, tail_words
+from .validate import plain_wav
 
 __all__ = [
     "ACCEPTED",
@@ -67,6 +68,7 @@ __all__ = [
     "looks_cut",
     "mime_for",
     "path_stat_key",
+    "plain_wav",
     "prepare",
     "probe",
     "request_bytes",

@@ -123,6 +123,8 @@ class _View:
 
     def find(self, wanted: Sequence[str]) -> tuple[_IntArray, _IntArray]:
         """Every (position in ``wanted``, position in the index) with equal values."""
+        if len(wanted) == 1:
+            return self._find_one(wanted[0])
         hashes = _hashes(wanted)
         by_hash = np.argsort(hashes)  # sorted needles search faster
         lo = np.empty(len(wanted), np.int64)
@@ -140,6 +142,20 @@ class _View:
             keep = same.fill_null(False).to_numpy(zero_copy_only=False)
             q, pos = q[keep], pos[keep]
         return q, pos
+
+    def _find_one(self, value: str) -> tuple[_IntArray, _IntArray]:
+        """:meth:`find` for one value: a run's worker asks for one key per file it
+        reads, and the vectorized path's fixed cost (tens of microseconds) would
+        be most of a row's CPU."""
+        h = hash(value)
+        lo = int(self.hashes.searchsorted(h, "left"))
+        hits = []
+        while lo < len(self.hashes) and self.hashes[lo] == h:
+            part, row = self.locate(self.order[lo : lo + 1])
+            if self.parts[int(part[0])].values[int(row[0])].as_py() == value:
+                hits.append(int(self.order[lo]))
+            lo += 1
+        return np.zeros(len(hits), np.int64), np.array(hits, np.int64)
 
     def locate(self, pos: _IntArray) -> tuple[_IntArray, _IntArray]:
         """(part, row) of index positions."""
@@ -258,6 +274,8 @@ class KeyIndex:
             view = self.refresh()
             try:
                 q, pos = view.find(wanted)
+                if not len(q):
+                    return []
                 if earliest:
                     q, pos = self._earliest(view, q, pos)
                 return self._read(view, q, pos, columns)

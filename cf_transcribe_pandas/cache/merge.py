@@ -70,7 +70,7 @@ def merge(parts: PartDir, names: Sequence[str]) -> str | None:
 
 def _small_parts(parts: PartDir) -> list[tuple[str, int]]:
     """(name, size) of the part files the cache named that are small enough to merge."""
-    listing = parts.listing()
+    listing = parts.listing(sizes=True)
     sizes = listing.sizes
     return [(n, sizes[n]) for n in listing.parts if PART_RE.match(n) and sizes[n] < MERGE_MAX_BYTES]
 

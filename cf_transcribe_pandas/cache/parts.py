@@ -167,7 +167,7 @@ class WarnOnce:
 
 @dataclass(frozen=True)
 class Listing:
-    """The names in a part directory, sorted; sizes of the part files."""
+    """The names in a part directory, sorted; sizes of the part files when asked for."""
 
     parts: list[str]
     temps: list[str]
@@ -211,11 +211,15 @@ class PartDir:
         self.warn = warn
         self._made = False
 
-    def listing(self) -> Listing:
-        """List the part files and temporary files; warn once about stale temporaries."""
+    def listing(self, *, sizes: bool = False) -> Listing:
+        """List the part files and temporary files; warn once about stale temporaries.
+
+        Args:
+            sizes: Also stat each part file for its size (else ``sizes`` is empty).
+        """
         parts: list[str] = []
         temps: list[str] = []
-        sizes: dict[str, int] = {}
+        part_sizes: dict[str, int] = {}
         try:
             with os.scandir(self.path) as it:
                 for entry in it:
@@ -225,16 +229,17 @@ class PartDir:
                             temps.append(name)
                     elif name.endswith(".parquet"):
                         parts.append(name)
-                        try:
-                            sizes[name] = entry.stat().st_size
-                        except OSError:
-                            sizes[name] = 0
+                        if sizes:
+                            try:
+                                part_sizes[name] = entry.stat().st_size
+                            except OSError:
+                                part_sizes[name] = 0
         except (FileNotFoundError, NotADirectoryError):
             pass
         parts.sort()
         temps.sort()
         self._warn_stale(temps)
-        return Listing(parts, temps, sizes)
+        return Listing(parts, temps, part_sizes)
 
     def _warn_stale(self, temps: list[str]) -> None:
         now = time.time()

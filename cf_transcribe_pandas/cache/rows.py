@@ -123,6 +123,7 @@ class CachedRow:
         encode: str = "auto",
         duration_s: float | None = None,
         created_at: dt.datetime | None = None,
+        key: str | None = None,
     ) -> CachedRow:
         """Return a row for a transcript just received, with its key computed.
 
@@ -136,15 +137,18 @@ class CachedRow:
             encode: The engine's ``encode`` option.
             duration_s: Audio duration in seconds, when known.
             created_at: Defaults to now (UTC).
+            key: The key, when the caller has already made it with :func:`cache_key`
+                of these fields (it is not checked); made here otherwise.
         """
-        key = cache_key(
-            sha256,
-            model=model,
-            language=language,
-            prompt=prompt,
-            temperature=temperature,
-            encode=encode,
-        )
+        if key is None:
+            key = cache_key(
+                sha256,
+                model=model,
+                language=language,
+                prompt=prompt,
+                temperature=temperature,
+                encode=encode,
+            )
         return cls(
             key=key,
             sha256=norm_sha256(sha256),

@@ -106,6 +106,8 @@ class Cache:
         if not wanted:
             return
         chunks = self._index.lookup(wanted, columns, earliest=True)
+        if not chunks:
+            return
         chunks.reverse()
         keys_at = np.array(wanted, dtype=object)
         while chunks:

@@ -16,7 +16,7 @@ window and AIMD in :class:`TokenBucket`, which Dask's token service holds too;
 backoff), :mod:`.retry` (the one retry layer), :mod:`.control` (stopping),
 :mod:`.plan`, :mod:`.run`, :mod:`.send` (one job's requests), :mod:`.parts`
 (long audio), :mod:`.store` (cache writes and the memo), :mod:`.progress` (bar,
-hook), :mod:`.outcome`, :mod:`.budget`, :mod:`.threads`, :mod:`.sync`
+hook), :mod:`.outcome`, :mod:`.budget`, :mod:`.threads`, :mod:`.load`, :mod:`.sync`
 (:func:`run_in_thread`). The options come from :mod:`cf_transcribe_pandas.options`.
 """
 

@@ -3,31 +3,32 @@
 A worker takes the next job, within the byte budget. A job whose key is not
 known yet (a local file not in the memo, an fsspec file, a downloaded URL) is
 read, hashed, looked up alone and, when new, prepared (sniffed, re-encoded,
-split), all in one thread call; it joins a job with the same key if there is
-one. Other jobs are read and prepared in a thread. The parts go through the
+split) by :mod:`.load`; it joins a job with the same key if there is one.
+Other jobs are read and prepared in a thread. The parts go through the
 one retry layer (:mod:`.send`); the row and its followers are done; the text
-goes to the cache writer. Blocking work runs in the run's own thread pool; a
-run leaves no thread or session behind, even when cancelled.
+goes to the cache writer. Blocking work runs in the run's own thread pool (a
+small local file excepted: see :data:`.load.INLINE_READ_BYTES`); a run leaves
+no thread or session behind, even when cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import threading
 from collections.abc import Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cf_transcribe_pandas.audio import Part, Source, prepare
+from cf_transcribe_pandas.audio import Part
 from cf_transcribe_pandas.cache import CachedRow
 from cf_transcribe_pandas.client import Client
 from cf_transcribe_pandas.engine.budget import WORKING_SET_FACTOR, ByteBudget
 from cf_transcribe_pandas.engine.context import RunContext
 from cf_transcribe_pandas.engine.control import RunControl, Stopped
-from cf_transcribe_pandas.engine.outcome import Hit, Outcome, unexpected, with_label
+from cf_transcribe_pandas.engine.load import Loader, prepare_source
+from cf_transcribe_pandas.engine.outcome import Outcome, unexpected, with_label
 from cf_transcribe_pandas.engine.pacing import Limiter, RateLimiter
-from cf_transcribe_pandas.engine.plan import Job, Plan, Planner, key_for
+from cf_transcribe_pandas.engine.plan import Job, Plan, Planner
 from cf_transcribe_pandas.engine.progress import Recorder
 from cf_transcribe_pandas.engine.results import RunResult
 from cf_transcribe_pandas.engine.send import Sender
@@ -41,15 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["Run", "transcribe_rows"]
 
 logger = logging.getLogger("cf_transcribe_pandas")
-
-
-def _prepare(source: Source, data: bytes | None, opts: TranscribeOptions) -> list[Part]:
-    """In a thread: read the audio (unless given) and make its parts."""
-    if data is None:
-        data = source.read()
-    return prepare(
-        data, label=source.label, encode=opts.encode, max_part_seconds=opts.max_part_seconds
-    )
 
 
 class Run:
@@ -109,6 +101,7 @@ class Run:
             if cache is not None
             else None
         )
+        self.loader = Loader(options, languages, prompts, self.store, self.threads)
         self.groups: dict[str, Job] = {}
         self.cancelled = threading.Event()
         self.secret = context.credentials.api_token
@@ -201,20 +194,6 @@ class Run:
             if held:
                 self.budget.release(held)
 
-    def _load(self, job: Job) -> tuple[Hit | None, list[Part] | TranscribeError | None]:
-        """In a thread: read and hash the audio, find its key and its cache hit;
-        prepare it when it is not cached (the parts, or why it cannot be sent)."""
-        data = job.source.read()
-        job.sha256 = hashlib.sha256(data).hexdigest()
-        job.key = key_for(self.opts, job.sha256, self.languages[job.row], self.prompts[job.row])
-        hit = self.store.lookup(job.key) if self.store is not None else None
-        if hit is not None:
-            return hit, None
-        try:
-            return None, _prepare(job.source, data, self.opts)
-        except TranscribeError as exc:
-            return None, exc
-
     async def _identify(self, job: Job) -> list[Part] | Outcome | None:
         """A job whose key is not known: read, hash, look up, prepare, dedupe.
 
@@ -224,7 +203,7 @@ class Run:
         """
         label = job.source.label
         try:
-            hit, prepared = await self.threads.run(self._load, job)
+            hit, prepared = await self.loader.load(job)
         except TranscribeError as exc:
             self._fail(job.row, exc)
             return None
@@ -257,7 +236,7 @@ class Run:
         """The job's parts, read and prepared in a thread, or its error."""
         label = job.source.label
         try:
-            return await self.threads.run(_prepare, job.source, None, self.opts)
+            return await self.threads.run(prepare_source, job.source, None, self.opts)
         except TranscribeError as exc:
             return Outcome(None, with_label(exc, label))
         except Exception as exc:  # a bug must cost one row, not the run
@@ -273,7 +252,8 @@ class Run:
         job.followers = []
         if outcome.error is not None:
             self.control.row_failed(outcome.error)
-        elif self.store is not None and outcome.text is not None and job.sha256 is not None:
+        elif self.store is not None and outcome.text is not None and job.key is not None:
+            assert job.sha256 is not None
             opts = self.opts
             entry = CachedRow.new(
                 job.sha256,
@@ -284,6 +264,7 @@ class Run:
                 temperature=opts.temperature,
                 encode=opts.encode,
                 duration_s=outcome.duration,
+                key=job.key,  # key_for made it of the same fields
             )
             self.store.add(entry)
 
