@@ -129,7 +129,7 @@ class Source:
         """
         if self.kind == "path":
             try:
-                with Path(self.fspath or "").open("rb") as f:
+                with open(self.fspath or "", "rb") as f:
                     yield f
             except OSError as exc:
                 raise path_error(exc, self.label) from None

@@ -182,6 +182,7 @@ class KeyIndex:
         self._bad: set[str] = set()
         self._view: _View | None = None
         self._listed: tuple[int, int] | None = None  # (directory mtime, when listed), ns
+        self._listed_ns = 0  # when the directory was last listed
 
     def _directory_mtime(self) -> int | None:
         try:
@@ -212,14 +213,18 @@ class KeyIndex:
         groups = np.cumsum([0, *sizes], dtype=np.int64)
         return IndexedPart(name, values, _hashes(values.to_pylist()), groups, pf.metadata)
 
-    def refresh(self) -> _View:
+    def refresh(self, max_age: float = 0.0) -> _View:
         """List the directory, index new files, forget gone ones; the current view.
 
         The directory is listed again only when its mtime says it changed (one
-        ``stat`` instead of a listing for the one-key lookups of a run).
+        ``stat`` instead of a listing for the one-key lookups of a run), or, with
+        ``max_age``, when the last listing is older than that many seconds.
         """
         with self._lock:
-            listed_at, mtime = time.time_ns(), self._directory_mtime()
+            listed_at = time.time_ns()
+            if self._view is not None and listed_at - self._listed_ns <= max_age * 1e9:
+                return self._view
+            mtime = self._directory_mtime()
             if self._unchanged(mtime):
                 assert self._view is not None
                 return self._view
@@ -243,6 +248,7 @@ class KeyIndex:
                 logger.warning("cache directory %s kept changing while read", self.parts.path)
                 mtime = None  # list again next time
             self._listed = None if mtime is None else (mtime, listed_at)
+            self._listed_ns = listed_at
             parts = tuple(self._files.values())
             if self._view is None or self._view.parts != parts:
                 self._view = _View.build(parts, self._view)
@@ -257,7 +263,12 @@ class KeyIndex:
         return int(pc.count_distinct(values).as_py())
 
     def lookup(
-        self, wanted: Sequence[str], columns: Sequence[str], *, earliest: bool
+        self,
+        wanted: Sequence[str],
+        columns: Sequence[str],
+        *,
+        earliest: bool,
+        max_age: float = 0.0,
     ) -> list[Chunk]:
         """The rows whose value is in ``wanted``, with ``columns`` read.
 
@@ -266,12 +277,13 @@ class KeyIndex:
             columns: Columns to read of the rows found (none: only find them).
             earliest: Keep one row per wanted value: the earliest
                 ``created_at``, then the smallest file name, then the first row.
+            max_age: Trust a listing of the directory up to this many seconds old.
 
         Returns:
             The rows found, a chunk per row group read.
         """
-        for _attempt in range(_MAX_RESCANS):
-            view = self.refresh()
+        for attempt in range(_MAX_RESCANS):
+            view = self.refresh(max_age if attempt == 0 else 0.0)
             try:
                 q, pos = view.find(wanted)
                 if not len(q):

@@ -98,14 +98,14 @@ class Cache:
     # ----------------------------------------------------------------- lookups
 
     def _hits(
-        self, keys: Iterable[str], columns: Sequence[str]
+        self, keys: Iterable[str], columns: Sequence[str], max_age: float = 0.0
     ) -> Iterator[tuple[list[str], pa.Table]]:
         """The keys found and ``columns`` of their rows, a row group at a time
         (each group's Arrow memory goes as the caller moves on)."""
         wanted = keys if isinstance(keys, list) else list(keys)
         if not wanted:
             return
-        chunks = self._index.lookup(wanted, columns, earliest=True)
+        chunks = self._index.lookup(wanted, columns, earliest=True, max_age=max_age)
         if not chunks:
             return
         chunks.reverse()
@@ -136,14 +136,22 @@ class Cache:
             found.update(zip(hit_keys, map(CachedRow, hit_keys, *columns), strict=True))
         return found
 
-    def lookup_results(self, keys: Iterable[str]) -> dict[str, tuple[str, float | None, str]]:
+    def lookup_results(
+        self, keys: Iterable[str], *, max_age: float = 0.0
+    ) -> dict[str, tuple[str, float | None, str]]:
         """Return ``{key: (text, duration_s, model)}`` for the cached ``keys``.
 
         What a run needs of a hit: :meth:`lookup` without building
         :class:`CachedRow` objects (a million keys at corpus scale).
+
+        Args:
+            keys: Cache keys.
+            max_age: Trust the files listed up to this many seconds ago instead of
+                looking at the directory again (a run's one-key lookups: rows other
+                processes finish reach the disk only at their next flush anyway).
         """
         found: dict[str, tuple[str, float | None, str]] = {}
-        for hit_keys, table in self._hits(keys, _HIT_COLUMNS):
+        for hit_keys, table in self._hits(keys, _HIT_COLUMNS, max_age):
             texts = table["text"].to_pylist()
             durations = table["duration_s"].to_pylist()
             models = shared_strings(table["model"])

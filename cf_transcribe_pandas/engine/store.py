@@ -15,13 +15,16 @@ import time
 from cf_transcribe_pandas.cache import Cache, CachedRow, CacheWriter
 from cf_transcribe_pandas.engine.outcome import Hit
 
-__all__ = ["MEMO_FLUSH_ROWS", "MEMO_FLUSH_SECONDS", "RunStore"]
+__all__ = ["LOOKUP_MAX_AGE", "MEMO_FLUSH_ROWS", "MEMO_FLUSH_SECONDS", "RunStore"]
 
 logger = logging.getLogger("cf_transcribe_pandas")
 
 MEMO_FLUSH_ROWS = 1024
 MEMO_FLUSH_SECONDS = 30.0
 """Memo entries are written once this many wait, or the oldest waited this long."""
+
+LOOKUP_MAX_AGE = 1.0
+"""Seconds a run's one-key lookups trust the cache directory's last listing."""
 
 StatKey = tuple[str, int, int]
 
@@ -46,9 +49,14 @@ class RunStore:
         self._memo_since = 0.0
 
     def lookup(self, key: str) -> Hit | None:
-        """The cache's hit for ``key``; a failed lookup is logged and counts as a miss."""
+        """The cache's hit for ``key``; a failed lookup is logged and counts as a miss.
+
+        The directory is listed at most every :data:`LOOKUP_MAX_AGE` seconds: this
+        run's own rows never need it (rows in flight with the same key are grouped),
+        and another process's rows reach the disk only at its next flush (up to 2 s).
+        """
         try:
-            return self.cache.lookup_results([key]).get(key)
+            return self.cache.lookup_results([key], max_age=LOOKUP_MAX_AGE).get(key)
         except Exception as exc:  # the row is sent; the cache is only a saving
             logger.warning("cache lookup failed (%s); sending the row", exc)
             return None
