@@ -452,6 +452,28 @@ def test_rate_block_refuses_everything_for_its_duration_once_over_the_limit(
     assert emu.counters()["codes"] == {"3040": 4}
 
 
+def test_capacity_bursts_refuse_whatever_the_rate_beside_the_rpm_limit(
+    emulator_factory: Any,
+) -> None:
+    emu = emulator_factory(rpm_limit=1000, retry_after=2.0)
+    body = unified(data_uri(HELLO))
+    # The model out of capacity for the whole period: every request refused with
+    # 3040, though the account's limit has plenty of room.
+    emu.set_faults(burst_every=1000.0, burst_seconds=1000.0, burst_share=1.0)
+    answers = [post(emu.run_url(), body) for _ in range(5)]
+    assert [(a.status, a.code) for a in answers] == [(429, 3040)] * 5
+    assert all(a.headers["Retry-After"] == "2" for a in answers)
+    assert "no more data centers" in answers[0].json()["errors"][0]["message"]
+    assert emu.counters()["faults"] == {"capacity_burst": 5}
+    # A period is quiet first and ends with its burst (the clock restarts with set_faults).
+    emu.set_faults(burst_every=1000.0, burst_seconds=1.0)
+    assert [post(emu.run_url(), body).status for _ in range(5)] == [200] * 5
+    # Refused requests did not enter the account's window: both limits run at once.
+    emu.set_faults(burst_every=None, rpm_limit=7)  # 5 admitted so far: room for 2
+    assert [post(emu.run_url(), body).status for _ in range(3)] == [200, 200, 429]
+    assert emu.counters()["faults"] == {"capacity_burst": 5, "rate_limit": 1}
+
+
 def test_quota_gives_3036_after_n_successes_without_retry_after(emulator_factory: Any) -> None:
     emu = emulator_factory(quota=3)
     body = unified(data_uri(HELLO))
@@ -715,6 +737,10 @@ def test_config_validation() -> None:
         EmulatorConfig(p429=1.5)
     with pytest.raises(ValueError, match="rpm_limit"):
         EmulatorConfig(rpm_limit=2.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="burst_share"):
+        EmulatorConfig(burst_share=1.5)
+    with pytest.raises(ValueError, match="burst_every"):
+        EmulatorConfig(burst_every=0.0)
     with pytest.raises(TypeError, match="unknown emulator setting"):
         Emulator(port=0, nonsense=1)
     config = EmulatorConfig(manifests=str(MANIFEST))  # type: ignore[arg-type]

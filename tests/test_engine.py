@@ -18,6 +18,7 @@ import hashlib
 import itertools
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -439,9 +440,9 @@ def test_429_storm_with_retry_after_finishes_every_row_once(
     retries = [e for e in events if isinstance(e, RetryDetails)]
     assert len(retries) == counters["status"]["429"]
     assert all(e.error.status == 429 and e.delay == 0 for e in retries)
-    # 429s slow the run down (AIMD), and say so in the log.
+    # 429s slow the run down (a probe: are they the pace's?), and say so in the log.
     assert any(isinstance(e, RateChange) and e.new < e.old for e in events)
-    assert "send rate 60000 -> 45000 requests/min" in caplog.messages
+    assert any(re.fullmatch(r"send rate 60000 -> \d+ requests/min", m) for m in caplog.messages)
 
 
 def test_a_row_gives_up_on_429s_after_its_deadline(emulator: Emulator) -> None:
@@ -476,11 +477,43 @@ def test_the_rate_recovers_after_the_429s_stop(emulator: Emulator) -> None:
         if isinstance(event, RateChange):
             emulator.set_faults(p429=0.0)  # the storm is over
 
-    result = _run(_wavs(80), _options(emulator, concurrency=4, rate_limit=30_000, on_event=hook))
+    result = _run(_wavs(300), _options(emulator, concurrency=4, rate_limit=30_000, on_event=hook))
     assert result.failed == 0
     changes = [e for e in events if isinstance(e, RateChange)]
     assert changes[0].new < changes[0].old
     assert changes[-1].new == 30_000  # back to the limit after enough successes
+
+
+def test_capacity_refusals_at_any_pace_do_not_lower_it(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two requests in five refused for capacity, whatever the pace: one probe at a lower
+    # pace finds as many refusals there, and the pace is back at the limit at once.
+    emulator.set_faults(p429=0.4, retry_after=0, seed=7)
+    events: list[Any] = []
+    options = _options(emulator, concurrency=8, rate_limit=3000, on_event=events.append)
+    with caplog.at_level(logging.INFO, logger="cf_transcribe_pandas"):
+        result = _run(_wavs(200), options)
+    assert result.failed == 0
+    changes = [(e.old, e.new) for e in events if isinstance(e, RateChange)]
+    assert changes[0][0] == 3000
+    assert changes[0][1] < 3000
+    assert changes[1] == (changes[0][1], 3000)  # restored in one step, not by increments
+    assert "the refusals are the model's capacity, not our pace" in caplog.messages
+
+
+def test_refusals_that_thin_out_when_slower_keep_the_pace_down(emulator: Emulator) -> None:
+    # The account admits 40 requests per 4 s (600/min), the run was told 3000/min: its
+    # refusals depend on its pace, so the pace comes down to the account's and stays.
+    emulator.set_faults(rpm_limit=40, rate_window=4.0)
+    events: list[Any] = []
+    options = _options(emulator, concurrency=32, rate_limit=3000, on_event=events.append)
+    result = _run(_wavs(120), options)
+    assert result.failed == 0
+    rates = [e.new for e in events if isinstance(e, RateChange)]
+    assert min(rates) <= 1000  # cut to the account's pace (600/min) or near it
+    assert rates[-1] < 3000  # and not back at the pace that drew the refusals
+    assert emulator.counters()["ok_by_sha256"] == {_sha(a): 1 for a in _wavs(120)}
 
 
 def test_5xx_and_connection_resets_are_retried(

@@ -1,5 +1,6 @@
-"""The token bucket, the 60 s window and AIMD, on a simulated clock: the engine's
-RateLimiter and the TokenBucket under it (which the Dask token service also holds)."""
+"""The token bucket, the 60 s window and AIMD (with the refusal judge that tells the
+rate limit from the model's capacity), on a simulated clock: the engine's RateLimiter
+and the TokenBucket under it (which the Dask token service also holds)."""
 
 from __future__ import annotations
 
@@ -109,35 +110,89 @@ async def test_no_60s_window_ever_exceeds_the_limit(limit: int, gaps: list[float
     assert max_in_window(times) <= limit
 
 
-def test_throttle_decreases_once_per_cooldown_and_success_recovers() -> None:
+def feed(bucket: TokenBucket, t: FakeTime, n: int, refused_every: int, gap: float = 0.1) -> None:
+    """``n`` outcomes ``gap`` seconds apart, every ``refused_every``-th one refused (0: none)."""
+    for i in range(1, n + 1):
+        t.now += gap
+        if refused_every and i % refused_every == 0:
+            bucket.on_throttle()
+        else:
+            bucket.on_success()
+
+
+def test_refusals_at_the_same_share_when_slower_are_capacity_and_the_pace_comes_back() -> None:
     changes: list[tuple[float, float]] = []
-    lim, t = make(600, on_rate_change=lambda a, b: changes.append((a, b)))
-    lim.on_throttle(1.0)
-    assert lim.rate == pytest.approx(450)
-    lim.on_throttle(1.0)  # same moment: one congestion event
-    assert lim.rate == pytest.approx(450)
-    t.now += 2.5
-    lim.on_throttle(None)
-    assert lim.rate == pytest.approx(337.5)
-    for _ in range(200):
-        lim.on_success()
-    assert lim.rate == 600
-    assert changes[0] == (600, 450)
-    assert changes[-1][1] == 600
+    t = FakeTime()
+    bucket = TokenBucket(600, clock=t.clock, on_rate_change=lambda a, b: changes.append((a, b)))
+    feed(bucket, t, 49, refused_every=5)  # one in five refused from the start: a cut
+    assert changes == [(600, 450)]
+    assert bucket.judge.probing
+    feed(bucket, t, 60, refused_every=5)  # the same share at the lower pace
+    assert not bucket.judge.probing
+    assert changes == [(600, 450), (450, 600)]  # restored at once, not by slow increase
+    assert bucket.judge.capacity_share == pytest.approx(0.2, abs=0.05)
+    feed(bucket, t, 200, refused_every=4)  # a little more than that: no new cut
+    assert bucket.rate == 600
+    t.now += 61  # the capacity verdict is forgotten after a minute: refusals probe again
+    feed(bucket, t, 10, refused_every=4)
+    assert bucket.rate == 450
+
+
+def test_refusals_that_stop_when_slower_are_the_rate_limit_and_the_pace_stays_down() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(600, clock=t.clock)
+    feed(bucket, t, 12, refused_every=2)  # half refused: a rate limit would admit ~300/min
+    # The cut (at the 12th outcome, 5 of 11 refused before it) goes to where such a
+    # limit would refuse nothing: 6/11 of the pace, not the usual 3/4.
+    assert bucket.rate == pytest.approx(600 * 6 / 11)
+    feed(bucket, t, 50, refused_every=0)  # and indeed nothing is refused there
+    assert not bucket.judge.probing
+    assert bucket.judge.capacity_share is None
+    assert bucket.rate < 600 * 0.75  # kept low; successes add it back slowly (AIMD)
+    bucket.on_success(1000)
+    assert bucket.rate == 600
+
+
+def test_a_probe_refused_throughout_proves_nothing_and_the_next_refusals_cut_again() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(600, clock=t.clock)
+    feed(bucket, t, 20, refused_every=0)
+    bucket.on_throttle()  # a burst begins (or a rate limit's window is full)
+    assert bucket.rate == pytest.approx(450)
+    feed(bucket, t, 39, refused_every=1)  # everything refused: no verdict, the cut stays
+    assert not bucket.judge.probing
+    assert bucket.rate == pytest.approx(450)
+    bucket.on_throttle()  # the next refusal cuts again, as deep as the share says:
+    assert bucket.judge.probing  # 40 of the last 50 refused, so to a fifth
+    assert bucket.rate == pytest.approx(450 * 0.2)
+
+
+def test_refusals_among_the_first_outcomes_cut_nothing_and_one_moment_counts_once() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(600, clock=t.clock)
+    assert not bucket.on_throttle()  # no share to judge by yet: the row retries
+    bucket.on_success(9)
+    assert bucket.on_throttle()
+    assert not bucket.on_throttle()  # same moment: counted once
+    assert bucket.rate == pytest.approx(450)
 
 
 def test_rate_has_a_floor() -> None:
-    lim, t = make(600)
-    for _ in range(100):
-        t.now += 10
-        lim.on_throttle(None)
-    assert lim.rate == pytest.approx(600 * 0.05)
+    t = FakeTime()
+    bucket = TokenBucket(600, clock=t.clock)
+    feed(bucket, t, 10, refused_every=0)
+    for _ in range(30):
+        feed(bucket, t, 40, refused_every=1, gap=0.5)
+    assert bucket.rate == pytest.approx(600 * 0.05)
 
 
 async def test_lower_rate_spaces_requests_further() -> None:
     lim, t = make(600)
     await lim.acquire()
+    for _ in range(10):
+        lim.on_success()
     lim.on_throttle(None)
+    assert lim.rate == pytest.approx(450)
     before = t.now
     await lim.acquire()
     await lim.acquire()
@@ -206,22 +261,10 @@ def test_batches_never_pass_the_limit_in_any_window(margin: float) -> None:
     assert rate >= 0.98 * 300  # the margin costs under 2 %
 
 
-def test_bucket_lowers_the_rate_once_per_cooldown_and_successes_add_it_back() -> None:
-    t = FakeTime()
-    bucket = TokenBucket(600, clock=t.clock)
-    assert bucket.on_throttle()
-    assert not bucket.on_throttle()  # same moment: counted once
-    assert bucket.rate == pytest.approx(450)
-    t.now += 2.5
-    assert bucket.on_throttle()
-    assert bucket.rate == pytest.approx(337.5)
-    bucket.on_success(1000)
-    assert bucket.rate == 600
-
-
 def test_bucket_configure_changes_the_limit() -> None:
     t = FakeTime()
     bucket = TokenBucket(600, clock=t.clock)
+    bucket.on_success(10)
     bucket.on_throttle()
     bucket.configure(600)  # same limit: the lowered rate is kept
     assert bucket.rate == pytest.approx(450)

@@ -63,8 +63,17 @@ class EmulatorConfig:
             (no ``Retry-After``), or None for no quota.
         latency: Seconds a run takes before it answers (success, 5xx or reset).
         latency_jitter: Up to this many seconds are added to ``latency`` at random.
-        p429: Probability that a run answers 429 code 3040 with ``Retry-After``.
+        p429: Probability that a run answers 429 code 3040 with ``Retry-After``:
+            the model out of capacity ("No more data centers to forward the request
+            to"), whatever the pace, beside ``rpm_limit``.
         retry_after: Seconds sent in ``Retry-After`` with ``p429`` answers.
+        burst_every: Seconds between the starts of two capacity bursts, or None (no
+            bursts). Each period is quiet first and ends with ``burst_seconds`` of
+            ``burst_share`` capacity refusals (instead of ``p429``); the periods
+            count from the start, the last ``reset()``, or the last ``set_faults``
+            that changed a ``burst_*`` field.
+        burst_seconds: How long a burst lasts.
+        burst_share: The probability of a capacity refusal during a burst.
         p500: Probability that a run answers a 5xx from ``error_statuses``.
         error_statuses: Statuses ``p500`` picks from.
         p_html: Share of ``p500`` answers whose body is an HTML page, not JSON.
@@ -101,6 +110,9 @@ class EmulatorConfig:
     latency_jitter: float = 0.0
     p429: float = 0.0
     retry_after: float = 1.0
+    burst_every: float | None = None
+    burst_seconds: float = 30.0
+    burst_share: float = 0.8
     p500: float = 0.0
     error_statuses: tuple[int, ...] = (500, 502, 503)
     p_html: float = 0.25
@@ -234,6 +246,9 @@ FAULT_FIELDS: frozenset[str] = frozenset(
         "latency_jitter",
         "p429",
         "retry_after",
+        "burst_every",
+        "burst_seconds",
+        "burst_share",
         "p500",
         "error_statuses",
         "p_html",
@@ -322,12 +337,14 @@ _SEQUENCES = ("models", "blocked_accounts", "error_statuses", "manifests")
 """The list fields, kept as tuples."""
 
 _CHECKS: dict[str, Callable[[str, Any], None]] = {
-    **dict.fromkeys(("p429", "p500", "p408", "p_reset", "p_html"), _probability),
+    **dict.fromkeys(("p429", "p500", "p408", "p_reset", "p_html", "burst_share"), _probability),
     **dict.fromkeys(("latency", "latency_jitter", "slow_body", "retry_after"), _non_negative),
     "rpm_limit": _count_or_none,
     "quota": _count_or_none,
     "rate_window": _positive,
     "rate_block": _positive_or_none,
+    "burst_every": _positive_or_none,
+    "burst_seconds": _positive,
     "words_per_second": _words_per_second,
     **dict.fromkeys(
         ("max_output_words", "max_body_bytes", "max_file_bytes", "log_limit"), _at_least_one

@@ -3,7 +3,8 @@
 In the order a request meets them:
 
 1. :func:`admit`: ``rpm_limit`` (429 code 3040 + ``Retry-After``), ``quota``
-   (429 code 3036), ``p429`` (429 code 3040 + ``Retry-After``);
+   (429 code 3036), capacity refusals: ``p429``, or ``burst_share`` during a
+   burst (429 code 3040 + ``Retry-After``, whatever the rate);
 2. :func:`run_faults`: ``latency`` (+ jitter), then ``p_reset`` (connection
    dropped), ``p408`` (408 code 3007), ``p500`` (a status from
    ``error_statuses`` with the envelope and code 3000, or for a share
@@ -59,7 +60,8 @@ def admit(state: EmulatorState, entry: dict[str, Any]) -> None:
             "free allocation of 10,000 neurons",
             fault="quota",
         )
-    if cfg.p429 and state.rng.random() < cfg.p429:
+    share, burst = state.capacity_share(time.monotonic())
+    if share and state.rng.random() < share:
         wait = max(0, math.ceil(cfg.retry_after))
         entry["retry_after"] = wait
         raise ApiError(
@@ -67,7 +69,7 @@ def admit(state: EmulatorState, entry: dict[str, Any]) -> None:
             3040,
             "Capacity temporarily exceeded: no more data centers to forward the request to",
             headers={"Retry-After": str(wait)},
-            fault="p429",
+            fault="capacity_burst" if burst else "p429",
         )
 
 

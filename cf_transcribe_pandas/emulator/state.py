@@ -62,6 +62,7 @@ class EmulatorState:
         self.rng = random.Random(self.config.seed)
         self.window: collections.deque[float] = collections.deque()
         self.blocked_until = 0.0
+        self.bursts_since = time.monotonic()
         self.quota_used = 0
         self.log: collections.deque[dict[str, Any]] = collections.deque()
         self.log_start = 0
@@ -87,7 +88,18 @@ class EmulatorState:
         self.config = self.config.with_faults(**changes)
         if "seed" in changes:
             self.rng = random.Random(self.config.seed)
+        if any(name.startswith("burst_") for name in changes):
+            self.bursts_since = time.monotonic()
         return self.config.faults()
+
+    def capacity_share(self, now: float) -> tuple[float, bool]:
+        """The probability of a capacity refusal now, and whether a burst is on."""
+        cfg = self.config
+        if cfg.burst_every is not None:
+            phase = (now - self.bursts_since) % cfg.burst_every
+            if phase >= cfg.burst_every - cfg.burst_seconds:
+                return cfg.burst_share, True
+        return cfg.p429, False
 
     def register(self, transcripts: Mapping[str, str]) -> int:
         """Add transcripts (sha256 or https URL -> text); return how many are known."""

@@ -17,13 +17,19 @@ window, and an adaptive slow-down when the service says "too many".
   varies, so a run paced exactly at the limit would otherwise see the request
   that starts a new minute land just inside the service's old one about half
   the time.
-* **AIMD.** A 429/3040 answer multiplies the send rate by ``decrease`` (at most
-  once per ``cooldown``, so a burst of 429s from one moment counts once); each
-  success adds ``limit * increase`` back, up to the configured limit. The
-  ``Retry-After`` of a 429 is honored by the row that got it (the engine waits
-  that long before resending it); it does not freeze the whole run, because
-  capacity answers arrive per request and a run-wide pause per 429 would stall
-  a run that sees a steady trickle of them.
+* **AIMD, for refusals that depend on the pace.** A 429/3040 answer is either
+  the account's rate limit or the model's capacity, and only the first should
+  slow the run. :class:`~.refusals.RefusalJudge` tells them apart: refusals
+  multiply the send rate by ``decrease``, or less when they were frequent (at
+  most once per ``cooldown``), and open a probe of a few seconds; if the share
+  of refusals falls as a rate limit's would, the lower rate stays, else the rate
+  before the cut comes back at once and refusals at that share cut nothing for
+  a minute. Each success adds
+  ``limit * increase`` back (not during a probe), up to the configured limit.
+  The ``Retry-After`` of a 429 is honored by the row that got it (the engine
+  waits that long before resending it); it does not freeze the whole run,
+  because capacity answers arrive per request and a run-wide pause per 429
+  would stall a run that sees a steady trickle of them.
 
 The three rules live in one place, :class:`TokenBucket`: synchronous and
 non-blocking (``take`` says how long to wait), on an injected clock.
@@ -42,6 +48,8 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
+
+from cf_transcribe_pandas.engine.refusals import RefusalJudge, Verdict
 
 __all__ = ["Limiter", "RateLimiter", "TokenBucket", "backoff_delay"]
 
@@ -135,17 +143,16 @@ class TokenBucket:
     ) -> None:
         self._window_s = WINDOW_SECONDS + margin
         self._pace = WINDOW_SECONDS / self._window_s
-        self._decrease = decrease
         self._increase = increase
         self._min_fraction = min_fraction
-        self._cooldown = cooldown
         self._clock = clock
         self._on_rate_change = on_rate_change
         self.limit = -1.0  # set by configure()
         self.rate = self._reported_rate = 1.0
         self._tokens = 1.0
         self._last = clock()
-        self._last_decrease = -1e18
+        self.judge = RefusalJudge(decrease=decrease, cooldown=cooldown, clock=clock)
+        self._rate_before_cut, self._unresolved = 1.0, False
         # Start times of the grants of the last window (at most `limit` of them).
         self._window: collections.deque[float] = collections.deque()
         self.configure(limit)
@@ -204,22 +211,32 @@ class TokenBucket:
         return sum(1 for start in self._window if start >= horizon)
 
     def on_success(self, n: int = 1) -> None:
-        """Additive increase after ``n`` successes, up to the limit."""
-        if n > 0 and self.rate < self.limit:
+        """``n`` successes: additive increase, up to the limit (not while a probe runs)."""
+        self._follow(self.judge.outcome(False, n))
+        if n > 0 and self.rate < self.limit and not self.judge.probing:
             self._set_rate(min(self.limit, self.rate + self.limit * self._increase * n))
 
     def on_throttle(self) -> bool:
-        """Multiplicative decrease, at most once per cooldown.
+        """A 429/3040 refusal: cut the rate, or not, as the :class:`RefusalJudge` says.
 
         Returns:
             Whether the rate moved.
         """
-        now = self._clock()
-        if now - self._last_decrease < self._cooldown:
-            return False
-        self._last_decrease = now
-        self._set_rate(max(self._min_rate, self.rate * self._decrease))
-        return True
+        return self._follow(self.judge.outcome(True))
+
+    def _follow(self, verdict: Verdict | None) -> bool:
+        if verdict == "cut":
+            if not self._unresolved:  # the first cut since the last verdict
+                self._rate_before_cut, self._unresolved = self.rate, True
+            self._set_rate(max(self._min_rate, self.rate * self.judge.factor))
+            return True
+        if verdict in ("keep", "restore"):
+            self._unresolved = False
+        if verdict == "restore" and self._rate_before_cut > self.rate:
+            logger.info("the refusals are the model's capacity, not our pace")
+            self._set_rate(min(self.limit, self._rate_before_cut))
+            return True
+        return False
 
     def _advance(self, now: float) -> None:
         elapsed = max(0.0, now - self._last)
