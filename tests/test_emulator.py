@@ -468,8 +468,9 @@ def test_capacity_bursts_refuse_whatever_the_rate_beside_the_rpm_limit(
     # A period is quiet first and ends with its burst (the clock restarts with set_faults).
     emu.set_faults(burst_every=1000.0, burst_seconds=1.0)
     assert [post(emu.run_url(), body).status for _ in range(5)] == [200] * 5
-    # Refused requests did not enter the account's window: both limits run at once.
-    emu.set_faults(burst_every=None, rpm_limit=7)  # 5 admitted so far: room for 2
+    # Both limits run at once: a request refused for capacity still counted against the
+    # account's rate (it reached the service), one refused for the rate did not.
+    emu.set_faults(burst_every=None, rpm_limit=12)  # 10 counted so far: room for 2
     assert [post(emu.run_url(), body).status for _ in range(3)] == [200, 200, 429]
     assert emu.counters()["faults"] == {"capacity_burst": 5, "rate_limit": 1}
 

@@ -65,7 +65,8 @@ class EmulatorConfig:
         latency_jitter: Up to this many seconds are added to ``latency`` at random.
         p429: Probability that a run answers 429 code 3040 with ``Retry-After``:
             the model out of capacity ("No more data centers to forward the request
-            to"), whatever the pace, beside ``rpm_limit``.
+            to"), whatever the pace, beside ``rpm_limit`` (such a request still
+            counts against the account's rate: it reached the service).
         retry_after: Seconds sent in ``Retry-After`` with ``p429`` answers.
         burst_every: Seconds between the starts of two capacity bursts, or None (no
             bursts). Each period is quiet first and ends with ``burst_seconds`` of
