@@ -60,7 +60,7 @@ to ``row_deadline`` seconds a row)::
     3003   400   row     InvalidRequestError   (same: the request is incomplete)
     3006   413   row     RequestTooLargeError  too large even after the library's own split
     other  4xx   row     InvalidRequestError   Workers AI could not use this request
-    3040   429   retry   RateLimitError        out of capacity (paced, never cuts the run short)
+    3040   429   retry   RateLimitError        out of capacity; safe to try again (paced)
     none   429   retry   RateLimitError        too many requests (paced, like 3040)
     other  429   retry   ServiceError          unknown 429: max_retries times, then row error
     3007   408   retry   ServiceTimeoutError   Workers AI timed out; safe to try again

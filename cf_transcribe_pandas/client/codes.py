@@ -96,7 +96,7 @@ RULES: tuple[Rule, ...] = (
         ModelAccessError,
         "Account {account_id} may not use the model {model!r} ({where}): it is a private model "
         "this account has no access to. Choose another model (model=) or ask its owner for "
-        "access; the API token is not the cause.",
+        "access.",
         frozenset({5018, 3041}),
     ),
     Rule(

@@ -63,6 +63,7 @@ class EmulatorState:
         self.window: collections.deque[float] = collections.deque()
         self.blocked_until = 0.0
         self.quota_used = 0
+        self.code_seen = 0  # runs the answer_code fault saw (emulator/codes.py)
         self.log: collections.deque[dict[str, Any]] = collections.deque()
         self.log_start = 0
         self.total = 0
@@ -87,6 +88,8 @@ class EmulatorState:
         self.config = self.config.with_faults(**changes)
         if "seed" in changes:
             self.rng = random.Random(self.config.seed)
+        if "answer_code" in changes:
+            self.code_seen = 0
         return self.config.faults()
 
     def register(self, transcripts: Mapping[str, str]) -> int:
