@@ -315,3 +315,26 @@ def test_answer_code_after_and_times_start_over_when_set_again(
     emu.set_faults(answer_code={"code": 3007, "after": 1, "times": 1})  # starts over
     df.cfai.transcribe("audio", **_kwargs(emu, False))
     assert [e["status"] for e in emu.requests()][ROWS + 1 :] == [200, 408] + [200] * (ROWS - 1)
+
+
+def test_3006_splits_and_re_encodes_the_part_before_it_fails_the_row(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    long = tmp_path / "long.wav"
+    long.write_bytes(wav_bytes(7, 60.0))  # 1.9 MB of WAV; its FLAC halves are far smaller
+    short = tmp_path / "short.wav"
+    short.write_bytes(wav_bytes(8, 15.0))  # 480 kB, too short to split
+    emu.set_faults(max_file_bytes=400_000)
+    df = pd.DataFrame({"audio": [str(long), str(short)]})
+    out = df.cfai.transcribe("audio", errors="coerce", **_kwargs(emu, False))
+    log = emu.requests()
+    assert (log[0]["status"], log[0]["mime"]) == (413, "audio/wav")
+    done = [e for e in log if e["status"] == 200]
+    assert len(done) >= 2
+    assert all(e["mime"] == "audio/flac" and e["bytes"] < 400_000 for e in done)
+    assert out["audio_text"].notna().tolist() == [True, False]
+    # The short row is sent once, as it is: too short to split, it is the row's error.
+    assert [(e["status"], e["mime"]) for e in log[-1:]] == [(413, "audio/wav")]
+    assert [e["mime"] for e in log].count("audio/wav") == 2
+    assert out["audio_text_error_code"].tolist()[1] == "3006"
+    assert "short.wav" in out["audio_text_error"].iloc[1]
