@@ -53,6 +53,7 @@ to ``row_deadline`` seconds a row)::
     7000   404   stop    AuthenticationError   no route: check CLOUDFLARE_ACCOUNT_ID, base_url
     7003   400   stop    AuthenticationError   (same as 7000)
     other  403   stop    AccountError          Cloudflare refused the account (its own words)
+    -      407   stop    AccountError          the proxy wants credentials: check proxy=
     5019   405   stop    OutdatedClientError   upgrade cf-transcribe-pandas (pip install -U)
     3036   429   stop    QuotaExceededError    daily allocation used up: resets 00:00 UTC,
     4006   429   stop    QuotaExceededError      or move the account to Workers Paid

@@ -139,8 +139,9 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         RequestTooLargeError,
-        "The request is larger than Workers AI accepts ({where}), even after the library split "
-        "and re-encoded the audio. Send shorter or smaller audio (under 25 MB a request).",
+        "The request is larger than Workers AI accepts ({where}), and the audio is too short "
+        "for the library to split further. Send smaller audio (under 25 MB a request; "
+        'encode="opus" is the most compact), or fetch_urls=True for a URL.',
         frozenset({3006}),
         (413,),
     ),
@@ -178,6 +179,12 @@ RULES: tuple[Rule, ...] = (
         "would get the same answer. Check the account's Workers AI access and the token's "
         "permissions.",
         statuses=(403,),
+    ),
+    Rule(
+        AccountError,
+        "The proxy asked for credentials it did not get ({where}). Check the user and "
+        "password in proxy= or HTTPS_PROXY / HTTP_PROXY.",
+        statuses=(407,),
     ),
     Rule(
         ServiceError,
