@@ -338,3 +338,15 @@ def test_3006_splits_and_re_encodes_the_part_before_it_fails_the_row(
     assert [e["mime"] for e in log].count("audio/wav") == 2
     assert out["audio_text_error_code"].tolist()[1] == "3006"
     assert "short.wav" in out["audio_text_error"].iloc[1]
+
+
+def test_answer_code_through_the_control_route_of_a_process_emulator(
+    emulator_factory: Any, tmp_path: Path
+) -> None:
+    emu = emulator_factory(port=0, process=True, token=TOKEN)
+    emu.set_faults(answer_code={"code": 5016, "shape": "openai", "status": 403})
+    df, _ = _frame(tmp_path, 130)
+    with pytest.raises(ModelAccessError) as info:
+        df.cfai.transcribe("audio", **_kwargs(emu, False))
+    assert info.value.code == 5016
+    assert emu.counters()["requests"] == 1
