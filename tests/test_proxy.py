@@ -1,11 +1,13 @@
 """Requests through a real HTTP proxy (proxy.py on 127.0.0.1) to the emulator.
 
 ``HTTP_PROXY`` / ``HTTPS_PROXY`` / ``NO_PROXY`` are honored, as the official
-SDKs do, and so is ``proxy=``. On Linux nothing bypasses a proxy for
-127.0.0.1 unless ``NO_PROXY`` says so (aiohttp reads the environment as
-urllib's ``proxy_bypass_environment``, which has no localhost exception), so
-each test clears every proxy variable first and sets only its own. The proxy's
-access log proves which requests went through it.
+SDKs do, and so is ``proxy=``. The client reads the environment as urllib's
+``getproxies_environment`` / ``proxy_bypass`` do, which on Linux make no
+exception for localhost (only ``NO_PROXY`` does), so a proxy on 127.0.0.1
+really carries the requests to the emulator on 127.0.0.1. Each test clears
+every proxy variable first and sets only its own; the proxy's access log
+shows what went through it, and a proxy that is down shows that nothing went
+around it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import pytest
 from clips import wav_bytes
 
 from cf_transcribe_pandas import NetworkError, TranscribeOptions
+from cf_transcribe_pandas.client.proxy import proxy_for
 from cf_transcribe_pandas.emulator import Emulator
 from cf_transcribe_pandas.errors import ConfigurationError
 
@@ -239,3 +242,33 @@ def test_the_cli_takes_proxy(
     assert cli.main(args) == 0
     assert pd.read_csv(out)["path_text"].notna().all()
     assert proxy.new_lines(before, expect=True)
+
+
+@pytest.mark.parametrize(
+    ("env", "url", "expected"),
+    [
+        ({"HTTPS_PROXY": "http://p:1"}, "https://api.cloudflare.com", "http://p:1"),
+        ({"https_proxy": "http://p:2"}, "https://api.cloudflare.com", "http://p:2"),
+        ({"HTTP_PROXY": "http://p:3"}, "https://api.cloudflare.com", None),  # other scheme
+        (
+            {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "cloudflare.com"},
+            "https://api.cloudflare.com",
+            None,
+        ),
+        ({"HTTP_PROXY": "http://p:3", "NO_PROXY": "127.0.0.1:9"}, "http://127.0.0.1:9", None),
+        (
+            {"HTTP_PROXY": "http://p:3", "NO_PROXY": "127.0.0.1:8"},
+            "http://127.0.0.1:9",
+            "http://p:3",
+        ),
+        ({"HTTP_PROXY": "http://p:3", "NO_PROXY": "*"}, "http://127.0.0.1:9", None),
+        ({}, "https://api.cloudflare.com", None),
+    ],
+)
+def test_the_environment_proxy_for_a_url(
+    env: dict[str, str], url: str, expected: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert proxy_for(url, None) == expected
+    assert proxy_for(url, "http://explicit:1") == "http://explicit:1"  # the option wins

@@ -29,7 +29,7 @@ from cf_transcribe_pandas._version import __version__
 from cf_transcribe_pandas.client.credentials import Credentials
 from cf_transcribe_pandas.client.gateway import Gateway
 from cf_transcribe_pandas.client.models import DEFAULT_MODEL, ModelAdapter, adapter_for
-from cf_transcribe_pandas.client.proxy import check_proxy, proxy_secrets
+from cf_transcribe_pandas.client.proxy import Proxies
 from cf_transcribe_pandas.client.responses import (
     HttpAnswer,
     clip,
@@ -154,8 +154,8 @@ class Client:
             a mapping; see :meth:`Gateway.coerce`).
         session: An existing session to use instead of creating one.
         proxy: An ``http://`` proxy URL every request goes through; None uses
-            ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` from the environment
-            (the session trusts the environment, as the official SDKs do).
+            ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` from the environment,
+            as the official SDKs do (see :mod:`~cf_transcribe_pandas.client.proxy`).
 
     Raises:
         ConfigurationError: ``timeout`` or ``max_connections`` is not positive,
@@ -173,8 +173,7 @@ class Client:
         proxy: str | None = None,
     ) -> None:
         _check_arguments(credentials, timeout, max_connections)
-        self._proxy = check_proxy(proxy)
-        self._secrets = (credentials.api_token, *proxy_secrets(self._proxy))
+        self._proxies = Proxies(proxy)
         self._credentials = credentials
         self._timeout = float(timeout)
         self._client_timeout = aiohttp.ClientTimeout(
@@ -273,7 +272,7 @@ class Client:
         loop = asyncio.get_running_loop()
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._max_connections)
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=True)
+            self._session = aiohttp.ClientSession(connector=connector)
             self._loop = loop
         elif self._owns_session and self._loop is not loop:
             raise RuntimeError(
@@ -357,7 +356,7 @@ class Client:
                 headers=self._headers,
                 timeout=self._client_timeout,
                 allow_redirects=False,
-                proxy=self._proxy,
+                proxy=self._proxies.for_url(url),
             ) as resp:
                 answer = HttpAnswer(
                     status=resp.status,
@@ -368,7 +367,10 @@ class Client:
                 )
         except (asyncio.TimeoutError, TimeoutError, aiohttp.ClientError, OSError) as exc:
             failure = _connection_failure(
-                exc, host=host, timeout=self._timeout, secrets=self._secrets
+                exc,
+                host=host,
+                timeout=self._timeout,
+                secrets=(self._credentials.api_token, *self._proxies.secrets),
             )
         else:
             elapsed = time.monotonic() - started
