@@ -350,3 +350,30 @@ def test_answer_code_through_the_control_route_of_a_process_emulator(
         df.cfai.transcribe("audio", **_kwargs(emu, False))
     assert info.value.code == 5016
     assert emu.counters()["requests"] == 1
+
+
+@pytest.mark.parametrize("code", [5016, 5007, 4006])
+def test_a_stop_with_requests_in_flight_sends_nothing_after_it(
+    code: int, emulator_factory: Any, tmp_path: Path
+) -> None:
+    emu = emulator_factory(port=0, token=TOKEN, latency=0.2)
+    emu.set_faults(answer_code=_answer(code, after=12))
+    paths = []
+    for i in range(40):
+        path = tmp_path / f"r{i}.wav"
+        path.write_bytes(wav_bytes(5000 + i, 0.1))
+        paths.append(str(path))
+    df = pd.DataFrame({"audio": paths})
+    with pytest.raises(AccountError) as info:
+        df.cfai.transcribe(
+            "audio", errors="coerce", **_kwargs(emu, tmp_path / "cache", concurrency=4)
+        )
+    assert info.value.code == code
+    # Every run after the 12th gets the code at once: a request sent after the stop would
+    # be one more; at most `concurrency` were on the wire when the first answer came.
+    log = emu.requests()
+    assert 1 <= len([e for e in log if e["code"] == code]) <= 4
+    assert len(log) <= 12 + 4
+    done = info.value.partial["audio_text"].notna()
+    assert done.sum() == emu.counters()["ok"] >= 12 - 4
+    assert info.value.partial["audio_text_error"].isna().all()  # unfinished is not failed
