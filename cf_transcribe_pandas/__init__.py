@@ -1,4 +1,8 @@
-"""Transcribe a pandas column of audio with Cloudflare Workers AI."""
+"""Transcribe a pandas column of audio with Cloudflare Workers AI.
+
+The exceptions, and what the library does with each Workers AI error code (stop
+the run, fail the row, or retry), are tabled in :mod:`cf_transcribe_pandas.errors`.
+"""
 
 from __future__ import annotations
 
