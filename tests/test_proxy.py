@@ -272,3 +272,8 @@ def test_the_environment_proxy_for_a_url(
         monkeypatch.setenv(name, value)
     assert proxy_for(url, None) == expected
     assert proxy_for(url, "http://explicit:1") == "http://explicit:1"  # the option wins
+
+
+def test_a_bad_proxy_without_credentials_is_shown_as_given() -> None:
+    with pytest.raises(ConfigurationError, match=r"not 'proxy\.example\.com:3128'"):
+        TranscribeOptions(proxy="proxy.example.com:3128")

@@ -41,7 +41,7 @@ def check_proxy(value: object) -> str | None:
             parts, port_ok = None, False
         if parts is not None and parts.scheme in _SCHEMES and parts.hostname and port_ok:
             return text
-        shown = show_proxy(text)
+        shown = show_proxy(text) if "@" in text else repr(text)  # never a password
     else:
         shown = repr(value) if not isinstance(value, str) else "''"
     raise ConfigurationError(
