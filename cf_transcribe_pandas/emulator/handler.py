@@ -3,9 +3,8 @@
 :class:`ServiceHandler` answers every path that is not a control route. It
 opens the request's log entry, runs the checks (``routes``, ``checks``,
 ``audio_file``), an error code asked for (``codes``), the limits and faults
-(``faults``), and records the entry in
-the state however the request ends: answered, refused, dropped, or left by
-its client (status 499).
+(``faults``), and records the entry in the state however the request ends:
+answered, refused, dropped, or left by its client (status 499).
 """
 
 from __future__ import annotations
