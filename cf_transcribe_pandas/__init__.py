@@ -1,4 +1,8 @@
-"""Transcribe a pandas column of audio with Cloudflare Workers AI."""
+"""Transcribe a pandas column of audio with Cloudflare Workers AI.
+
+The exceptions, and what the library does with each Workers AI error code (stop
+the run, fail the row, or retry), are tabled in :mod:`cf_transcribe_pandas.errors`.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,11 @@ from cf_transcribe_pandas.errors import (
     AuthenticationError,
     ConfigurationError,
     InvalidRequestError,
+    ModelAccessError,
+    ModelError,
     ModelNotFoundError,
     NetworkError,
+    OutdatedClientError,
     QuotaExceededError,
     RateLimitError,
     RequestTooLargeError,
@@ -34,8 +41,11 @@ __all__ = [
     "Event",
     "Gateway",
     "InvalidRequestError",
+    "ModelAccessError",
+    "ModelError",
     "ModelNotFoundError",
     "NetworkError",
+    "OutdatedClientError",
     "QuotaExceededError",
     "RateChange",
     "RateLimitError",

@@ -28,6 +28,7 @@ from cf_transcribe_pandas.client import (
     DEFAULT_MODEL,
     Credentials,
     Gateway,
+    check_proxy,
     normalize_language,
     validate_params,
 )
@@ -97,6 +98,7 @@ class TranscribeOptions:
         on_event: Called with ``RetryDetails``, ``RateChange`` and ``RowDone`` events.
         row_deadline: Seconds a row keeps waiting out 429 answers before it fails.
         max_bytes_in_flight: Memory held for requests at once, in bytes.
+        proxy: ``http://`` proxy URL (default: ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY``).
     """
 
     output: str | None = None
@@ -122,6 +124,7 @@ class TranscribeOptions:
     on_event: Callable[[Event], None] | None = None
     row_deadline: float = 600.0
     max_bytes_in_flight: int = 96 * 1024 * 1024
+    proxy: str | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         validate_params(model=self.model, language=None, temperature=self.temperature)
@@ -366,10 +369,6 @@ def _cache(value: object) -> CacheOption:
     return value
 
 
-def _gateway(value: Any) -> Gateway | None:
-    return Gateway.coerce(value)
-
-
 def _on_event(value: Any) -> Callable[[Event], None] | None:
     if value is None or callable(value):
         return value  # type: ignore[no-any-return]
@@ -387,7 +386,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "max_retries": _count("max_retries", 0),
     "timeout": _positive("timeout", "seconds"),
     "progress": bool,
-    "gateway": _gateway,
+    "gateway": Gateway.coerce,
     "encode": _choice("encode", get_args(EncodeMode)),
     "max_part_seconds": _part_seconds,
     "fetch_urls": bool,
@@ -395,5 +394,6 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "on_event": _on_event,
     "row_deadline": _positive("row_deadline", "seconds"),
     "max_bytes_in_flight": _count("max_bytes_in_flight", 1),
+    "proxy": check_proxy,
 }
 """One check a field (the model's own checks are the client adapter's ``validate_params``)."""

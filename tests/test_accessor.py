@@ -388,7 +388,7 @@ def test_coerce_fills_error_columns_and_a_summary(
     assert "notes.wav" in out.loc[1, "audio_text_error"]
     assert out.loc[3, "audio_text_error_code"] == "file_not_found"
     summary = (
-        "2 of 4 rows failed: 2 invalid audio; rerun to retry them, "
+        "2 of 4 rows failed: 1 unreadable audio, 1 file not found; rerun to retry them, "
         "finished rows come from the cache"
     )
     assert out.attrs["cfai_summary"] == summary
@@ -516,7 +516,7 @@ def test_series_accessor_coerce_and_partial(
     s = pd.Series([str(samples[0].path), str(text)], name="audio")
     out = s.cfai.transcribe(errors="coerce", **run_kwargs)
     assert out.isna().tolist() == [False, True]
-    assert out.attrs["cfai_summary"].startswith("1 of 2 rows failed: 1 invalid audio")
+    assert out.attrs["cfai_summary"].startswith("1 of 2 rows failed: 1 unreadable audio")
     with pytest.raises(AudioError) as info:
         s.cfai.transcribe(**run_kwargs)
     assert isinstance(info.value.partial, pd.Series)

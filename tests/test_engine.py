@@ -538,15 +538,15 @@ def test_5xx_and_connection_resets_are_retried(
 
 
 @pytest.mark.parametrize(
-    ("faults", "kind", "code"),
+    ("faults", "kind", "code", "label"),
     [
-        ({"p500": 1.0, "p_html": 0.0}, "service error", "3000"),
-        ({"p_reset": 1.0}, "connection error", "connection_error"),
-        ({"p408": 1.0}, "timeout", "3007"),
+        ({"p500": 1.0, "p_html": 0.0}, "service error", "3000", "service error (3000)"),
+        ({"p_reset": 1.0}, "connection error", "connection_error", "connection error"),
+        ({"p408": 1.0}, "timeout", "3007", "timeout (3007)"),
     ],
 )
 def test_max_retries_exhausted_is_the_rows_error(
-    faults: dict[str, Any], kind: str, code: str, emulator: Emulator
+    faults: dict[str, Any], kind: str, code: str, label: str, emulator: Emulator
 ) -> None:
     emulator.set_faults(**faults)
     audio = _wavs(3)
@@ -556,7 +556,7 @@ def test_max_retries_exhausted_is_the_rows_error(
     assert all(e is not None and e.kind == kind and e.error_code == code for e in result.errors)
     assert emulator.counters()["by_sha256"] == {_sha(a): 3 for a in audio}  # 1 + 2 retries
     assert result.summary() == (
-        f"3 of 3 rows failed: 3 {kind}; rerun to retry them "
+        f"3 of 3 rows failed: 3 {label}; rerun to retry them "
         "(with cache=False every row is sent again)"
     )
 
@@ -565,9 +565,10 @@ def test_client_errors_are_never_retried(
     samples: list[Sample], emulator: Emulator, run_kwargs: dict[str, Any]
 ) -> None:
     df = pd.DataFrame({"audio": [str(s.path) for s in samples[:3]]})
-    out = df.cfai.transcribe("audio", model="openai/no-such-model", errors="coerce", **run_kwargs)
-    assert out["audio_text_error_code"].tolist() == ["5007"] * 3
-    assert emulator.counters()["requests"] == 3
+    with pytest.raises(ModelNotFoundError) as info:  # every row would get it: the run stops
+        df.cfai.transcribe("audio", model="openai/no-such-model", errors="coerce", **run_kwargs)
+    assert info.value.error_code == "5007"
+    assert 1 <= emulator.counters()["requests"] <= 3
     emulator.reset()
     emulator.set_faults(max_file_bytes=20_000)  # 413 3006 for the bigger clips
     out = df.cfai.transcribe("audio", errors="coerce", **run_kwargs)

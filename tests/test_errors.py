@@ -14,8 +14,11 @@ from cf_transcribe_pandas.errors import (
     AuthenticationError,
     ConfigurationError,
     InvalidRequestError,
+    ModelAccessError,
+    ModelError,
     ModelNotFoundError,
     NetworkError,
+    OutdatedClientError,
     QuotaExceededError,
     RateLimitError,
     RequestTooLargeError,
@@ -35,7 +38,10 @@ ALL = [
     RequestTooLargeError,
     InvalidRequestError,
     AudioError,
+    ModelError,
     ModelNotFoundError,
+    ModelAccessError,
+    OutdatedClientError,
     ServiceTimeoutError,
     ServiceError,
     NetworkError,
@@ -50,14 +56,25 @@ PARENT = {
     RequestTooLargeError: TranscribeError,
     InvalidRequestError: TranscribeError,
     AudioError: InvalidRequestError,
-    ModelNotFoundError: TranscribeError,
+    ModelError: AccountError,
+    ModelNotFoundError: ModelError,
+    ModelAccessError: ModelError,
+    OutdatedClientError: AccountError,
     ServiceTimeoutError: TranscribeError,
     ServiceError: TranscribeError,
     NetworkError: TranscribeError,
 }
 
 RETRYABLE = {RateLimitError, ServiceTimeoutError, ServiceError, NetworkError}
-STOPS_RUN = {AccountError, AuthenticationError, QuotaExceededError}
+STOPS_RUN = {
+    AccountError,
+    AuthenticationError,
+    QuotaExceededError,
+    ModelError,
+    ModelNotFoundError,
+    ModelAccessError,
+    OutdatedClientError,
+}
 
 
 @pytest.mark.parametrize(("cls", "parent"), PARENT.items(), ids=lambda c: c.__name__)
@@ -150,6 +167,19 @@ def test_pickle_round_trip_keeps_everything(cls: type[TranscribeError]) -> None:
 def test_pickle_keeps_string_codes_and_none() -> None:
     back = pickle.loads(pickle.dumps(AudioError("gone", code="file_not_found")))
     assert (back.code, back.status, back.retry_after) == ("file_not_found", None, None)
+
+
+@pytest.mark.parametrize(
+    ("exc", "label"),
+    [
+        (AudioError("a", code="file_not_found"), "file not found"),
+        (AudioError("a", code="unreadable_audio"), "unreadable audio"),
+        (InvalidRequestError("r", code=5004, status=400), "invalid request (5004)"),
+        (ServiceTimeoutError("t"), "timeout"),
+    ],
+)
+def test_label_names_the_real_code(exc: TranscribeError, label: str) -> None:
+    assert exc.label == label
 
 
 def test_redact_replaces_every_secret() -> None:

@@ -79,7 +79,7 @@ def test_quickstart_notebook_runs_top_to_bottom(this_python_kernel: str, tmp_pat
     assert "requests sent: 8" in everything
     # The row error, coerced, with the summary line.
     assert (
-        "1 of 2 rows failed: 1 invalid audio; rerun to retry them, "
+        "1 of 2 rows failed: 1 unreadable audio; rerun to retry them, "
         "finished rows come from the cache" in everything
     )
     assert "unreadable_audio" in everything

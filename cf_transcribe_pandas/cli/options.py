@@ -1,7 +1,7 @@
 """The flags ``run`` and ``estimate`` share, and how they become the library's arguments.
 
 INPUT, ``--format`` and ``--column``; the request flags (language, prompt,
-model, encoding, splitting, rate limit, cache); per-row values read from a
+model, encoding, splitting, rate limit, proxy, cache); per-row values read from a
 column of the input (``--language-column``, ``--prompt-column``).
 """
 
@@ -72,6 +72,9 @@ def add_request_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--fetch-urls", action="store_true", help="download https URLs instead of passing them on"
+    )
+    p.add_argument(
+        "--proxy", metavar="URL", help="proxy for requests (default: HTTPS_PROXY / HTTP_PROXY)"
     )
     cache = p.add_mutually_exclusive_group()
     cache.add_argument(

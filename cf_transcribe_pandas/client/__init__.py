@@ -6,7 +6,9 @@ one adapter a model, the mapping of answers to errors, and the session.
 * :mod:`.gateway`: the optional AI Gateway and its two URL forms.
 * :mod:`.models`: one adapter a model (route, options, body, answer).
 * :mod:`.responses`: the transcript of a success, the exception of
-  :mod:`cf_transcribe_pandas.errors` for every failure, ``Retry-After``.
+  :mod:`cf_transcribe_pandas.errors` for every failure, ``Retry-After``;
+  :mod:`.codes`: the rule table of Cloudflare codes.
+* :mod:`.proxy`: the ``proxy`` option (else the environment's proxy).
 * :mod:`.session`: :class:`Client`, one aiohttp session, one POST a call,
   connection failures and timeouts. It never retries (the engine does).
 
@@ -24,6 +26,7 @@ from cf_transcribe_pandas.client.models import (
     normalize_language,
     validate_params,
 )
+from cf_transcribe_pandas.client.proxy import check_proxy
 from cf_transcribe_pandas.client.responses import parse_retry_after
 from cf_transcribe_pandas.client.session import USER_AGENT, Client
 
@@ -36,6 +39,7 @@ __all__ = [
     "Credentials",
     "Gateway",
     "build_body",
+    "check_proxy",
     "normalize_language",
     "parse_retry_after",
     "validate_params",

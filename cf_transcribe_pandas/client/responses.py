@@ -17,11 +17,12 @@ import json
 import math
 import re
 import time
-from collections.abc import Container
 from dataclasses import dataclass
 from datetime import timezone
 from typing import Any
 
+from cf_transcribe_pandas._version import __version__
+from cf_transcribe_pandas.client.codes import match
 from cf_transcribe_pandas.client.credentials import (
     DEFAULT_BASE_URL,
     ENV_ACCOUNT_ID,
@@ -29,22 +30,12 @@ from cf_transcribe_pandas.client.credentials import (
     ENV_BASE_URL,
 )
 from cf_transcribe_pandas.client.models import MODELS, ModelAdapter
-from cf_transcribe_pandas.errors import (
-    AuthenticationError,
-    InvalidRequestError,
-    ModelNotFoundError,
-    QuotaExceededError,
-    RateLimitError,
-    RequestTooLargeError,
-    ServiceError,
-    ServiceTimeoutError,
-    TranscribeError,
-    redact,
-)
+from cf_transcribe_pandas.errors import ServiceError, TranscribeError, redact
 
 __all__ = [
     "HttpAnswer",
     "clip",
+    "code_in_message",
     "describe_error_body",
     "error_for",
     "parse_retry_after",
@@ -55,6 +46,11 @@ _MAX_DETAIL_CHARS = 300
 _HTML_TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _TAG_RE = re.compile(r"<[^>]+>")
 _SPACE_RE = re.compile(r"\s+")
+_MESSAGE_CODE_RES = (
+    re.compile(r"^\s*(?:\w*Error:\s*)*(\d{4,5})\s*:"),  # "4006: ...", "AiError: 4006: ..."
+    re.compile(r"\((\d{4,5})\)\W*$"),  # "AiError: ... (3040)"
+    re.compile(r"\berror code:?\s*(\d{4,5})\b", re.IGNORECASE),  # "error code: 1015"
+)
 
 
 @dataclass(frozen=True)
@@ -148,16 +144,31 @@ def _code_of(value: object) -> int | None:
     return None
 
 
+def code_in_message(text: str) -> int | None:
+    """A Cloudflare code written only in a message, else None.
+
+    Reads ``"4006: you have used up ..."`` (also after ``"AiError: "``),
+    ``"AiError: ... (3040)"`` and ``"error code: 1015"``.
+    """
+    for pattern in _MESSAGE_CODE_RES:
+        found = pattern.search(text)
+        if found:
+            return int(found.group(1))
+    return None
+
+
 def _describe_item(item: object) -> tuple[int | None, str]:
     """The code and the text ("" if none) of one error object."""
     if isinstance(item, str):
-        return None, item.strip()
+        return code_in_message(item), item.strip()
     if not isinstance(item, dict):
         return None, ""
     code = _code_of(item.get("code"))
     message = item.get("message")
     if isinstance(message, str) and message.strip():
-        return code, message if code is None else f"code {code}: {message.strip()}"
+        if code is None:
+            return code_in_message(message), message.strip()
+        return code, f"code {code}: {message.strip()}"
     return code, "" if code is None else f"code {code}"
 
 
@@ -172,6 +183,8 @@ def _describe_envelope(data: dict[str, Any]) -> tuple[list[int], str]:
             messages.append(message)
     if not messages and isinstance(data.get("message"), str):
         messages.append(data["message"])
+        code = code_in_message(data["message"])
+        codes += [code] if code is not None else []
     return codes, "; ".join(messages) if messages else "a JSON answer without error details"
 
 
@@ -204,113 +217,12 @@ def describe_error_body(raw: bytes, content_type: str, token: str) -> tuple[list
     elif data is not None:
         codes, description = [], f"an unexpected JSON answer {clip(text)!r}"
     else:
-        codes, description = [], _describe_text(text, content_type)
+        code = code_in_message(text) if len(text) < 2000 else None
+        codes, description = ([] if code is None else [code]), _describe_text(text, content_type)
     return codes, clip(redact(description, token))
 
 
 # --------------------------------------------------------------------------- the mapping
-
-
-@dataclass(frozen=True)
-class _Rule:
-    """Answers with one of ``codes`` (first match wins) or a status in ``statuses``."""
-
-    error: type[TranscribeError]
-    message: str  # a str.format template; the fields are those of error_for
-    codes: frozenset[int] = frozenset()
-    statuses: Container[int] = ()
-
-
-# Cloudflare codes from the Workers AI errors page and the v4 API; first rule wins.
-_RULES = (
-    _Rule(
-        QuotaExceededError,
-        "The account's daily Workers AI allocation is used up ({where}). Retrying will not "
-        "help until it resets (daily, at 00:00 UTC) or the account moves to the Workers Paid "
-        "plan.",
-        frozenset({3036}),
-    ),
-    _Rule(
-        AuthenticationError,
-        "Cloudflare refused account {account_id} ({where}): the account is blocked from "
-        "Workers AI. Check the account's status in the Cloudflare dashboard.",
-        frozenset({3023}),
-    ),
-    # 7000 "No route for that URI", 7003 "Could not route to ...": our path is fixed, so the
-    # account id or base_url is wrong and every request would fail the same way.
-    _Rule(
-        AuthenticationError,
-        "Cloudflare found no Workers AI route for account {account_id} ({where}). Check "
-        "{env_account} (the 32-character account id from the dashboard) and base_url / "
-        "{env_base_url} (normally {default_base_url}).",
-        frozenset({7000, 7003}),
-    ),
-    _Rule(
-        AuthenticationError,
-        "Cloudflare rejected the API token ({where}). Check {env_token}: it needs the Workers "
-        "AI Read/Edit permission for account {account_id}, and {env_account} must be that "
-        "account's id.",
-        frozenset({10000, 9109}),
-        (401, 403),
-    ),
-    _Rule(
-        RateLimitError,
-        "Workers AI is rate limiting this account or the model is out of capacity "
-        "({where}){wait}. Slow down and try again.",
-        frozenset({3040}),
-        (429,),
-    ),
-    _Rule(
-        RequestTooLargeError,
-        "The request is larger than Workers AI accepts ({where}). Send audio under 25 MB: "
-        "split it into shorter parts or re-encode it to a compressed format.",
-        frozenset({3006}),
-        (413,),
-    ),
-    _Rule(
-        ModelNotFoundError,
-        "Workers AI does not know the model {model!r} ({where}). Check the model name; this "
-        "library is made for {known_models}.",
-        frozenset({5007, 3042}),
-    ),
-    _Rule(
-        ServiceTimeoutError,
-        "Workers AI {verb} the request ({where}). It is safe to try again.",
-        frozenset({3007, 3008}),
-        (408,),
-    ),
-    _Rule(
-        InvalidRequestError,
-        "Workers AI could not use this request ({where}). Check that the audio is readable "
-        "and in a supported format (flac, mp3, mp4, mpeg, mpga, m4a, ogg, wav, webm), and "
-        "that the parameters are valid.",
-        frozenset({5004, 3003}),
-        range(400, 500),
-    ),
-    _Rule(
-        ServiceError,
-        "Workers AI answered with a redirect ({where}){location}. Check base_url: it should "
-        "be {default_base_url} or an emulator's URL.",
-        statuses=range(300, 400),
-    ),
-)
-_OTHER = _Rule(
-    ServiceError,
-    "Workers AI answered with an error ({where}){wait}. This is usually temporary; "
-    "try again later.",
-)
-
-
-def _match(codes: list[int], status: int) -> tuple[_Rule, int | None]:
-    """The first rule for this answer, and the code to report with it."""
-    first = codes[0] if codes else None
-    for rule in _RULES:
-        code = next((c for c in codes if c in rule.codes), None)
-        if code is not None:
-            return rule, code
-        if status in rule.statuses:
-            return rule, first
-    return _OTHER, first
 
 
 def error_for(answer: HttpAnswer, *, token: str, account_id: str, model: str) -> TranscribeError:
@@ -327,7 +239,7 @@ def error_for(answer: HttpAnswer, *, token: str, account_id: str, model: str) ->
         ``retry_after`` say what happened and whether to retry.
     """
     codes, detail = describe_error_body(answer.body, answer.content_type, token)
-    rule, code = _match(codes, answer.status)
+    rule, code = match(codes, answer.status)
     retry_after = answer.retry_after
     message = rule.message.format(
         where=f"HTTP {answer.status}" + (f", {detail}" if detail else ""),
@@ -337,6 +249,7 @@ def error_for(answer: HttpAnswer, *, token: str, account_id: str, model: str) ->
         account_id=account_id,
         model=model,
         known_models=", ".join(map(repr, MODELS)),
+        version=__version__,
         env_account=ENV_ACCOUNT_ID,
         env_token=ENV_API_TOKEN,
         env_base_url=ENV_BASE_URL,

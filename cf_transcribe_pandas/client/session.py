@@ -29,6 +29,7 @@ from cf_transcribe_pandas._version import __version__
 from cf_transcribe_pandas.client.credentials import Credentials
 from cf_transcribe_pandas.client.gateway import Gateway
 from cf_transcribe_pandas.client.models import DEFAULT_MODEL, ModelAdapter, adapter_for
+from cf_transcribe_pandas.client.proxy import Proxies
 from cf_transcribe_pandas.client.responses import (
     HttpAnswer,
     clip,
@@ -36,6 +37,7 @@ from cf_transcribe_pandas.client.responses import (
     transcript_of,
 )
 from cf_transcribe_pandas.errors import (
+    AccountError,
     ConfigurationError,
     NetworkError,
     ServiceError,
@@ -98,9 +100,16 @@ def _describe_file(file: str) -> str:
 
 
 def _connection_failure(
-    exc: BaseException, *, host: str, timeout: float, token: str
+    exc: BaseException, *, host: str, timeout: float, secrets: tuple[str, ...]
 ) -> TranscribeError:
-    """Map an exception raised while sending or reading to the error tree."""
+    """Map an exception raised while sending or reading to the error tree; ``secrets``
+    (the token, the proxy URL and its password) are scrubbed from every message."""
+    if isinstance(exc, (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError)):
+        error = AccountError if getattr(exc, "status", None) == 407 else NetworkError
+        return error(
+            f"The proxy failed ({clip(redact(str(exc), *secrets))}). Check proxy= or "
+            "HTTPS_PROXY / HTTP_PROXY (its host, port, user and password) and NO_PROXY."
+        )
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return ServiceTimeoutError(
             f"No answer from {host} within {timeout:g} s. It is safe to try again; "
@@ -108,21 +117,21 @@ def _connection_failure(
         )
     if isinstance(exc, aiohttp.InvalidURL):
         return ConfigurationError(
-            f"The request URL is not valid ({clip(redact(str(exc), token))}). Check "
+            f"The request URL is not valid ({clip(redact(str(exc), *secrets))}). Check "
             "base_url and the gateway id.",
             code="invalid_base_url",
         )
     if isinstance(exc, aiohttp.ClientConnectorError):
         return NetworkError(
-            f"Could not connect to {host} ({clip(redact(str(exc), token))}). "
+            f"Could not connect to {host} ({clip(redact(str(exc), *secrets))}). "
             "Check the network connection and base_url; it is safe to try again."
         )
     if isinstance(exc, aiohttp.ClientResponseError):
         return ServiceError(
             f"{host} sent an answer that is not valid HTTP "
-            f"({clip(redact(exc.message, token))}). This is usually temporary; try again."
+            f"({clip(redact(exc.message, *secrets))}). This is usually temporary; try again."
         )
-    reason = clip(redact(str(exc), token)) or "no details"
+    reason = clip(redact(str(exc), *secrets)) or "no details"
     return NetworkError(
         f"The connection to {host} failed before an answer arrived "
         f"({type(exc).__name__}: {reason}). It is safe to try again."
@@ -144,10 +153,13 @@ class Client:
         gateway: An AI Gateway to route through (a :class:`Gateway`, its id, or
             a mapping; see :meth:`Gateway.coerce`).
         session: An existing session to use instead of creating one.
+        proxy: An ``http://`` proxy URL every request goes through; None uses
+            ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` from the environment,
+            as the official SDKs do (see :mod:`~cf_transcribe_pandas.client.proxy`).
 
     Raises:
         ConfigurationError: ``timeout`` or ``max_connections`` is not positive,
-            or ``gateway`` is invalid.
+            or ``gateway`` or ``proxy`` is invalid.
     """
 
     def __init__(
@@ -158,8 +170,10 @@ class Client:
         max_connections: int = 100,
         gateway: Gateway | str | Mapping[str, Any] | None = None,
         session: aiohttp.ClientSession | None = None,
+        proxy: str | None = None,
     ) -> None:
         _check_arguments(credentials, timeout, max_connections)
+        self._proxies = Proxies(proxy)
         self._credentials = credentials
         self._timeout = float(timeout)
         self._client_timeout = aiohttp.ClientTimeout(
@@ -342,6 +356,7 @@ class Client:
                 headers=self._headers,
                 timeout=self._client_timeout,
                 allow_redirects=False,
+                proxy=self._proxies.for_url(url),
             ) as resp:
                 answer = HttpAnswer(
                     status=resp.status,
@@ -352,7 +367,10 @@ class Client:
                 )
         except (asyncio.TimeoutError, TimeoutError, aiohttp.ClientError, OSError) as exc:
             failure = _connection_failure(
-                exc, host=host, timeout=self._timeout, token=self._credentials.api_token
+                exc,
+                host=host,
+                timeout=self._timeout,
+                secrets=(self._credentials.api_token, *self._proxies.secrets),
             )
         else:
             elapsed = time.monotonic() - started

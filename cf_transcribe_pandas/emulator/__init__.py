@@ -4,7 +4,8 @@ It answers ``POST /client/v4/accounts/{account}/ai/run`` like the service
 (token, account, body, data URI, audio container, size, model), returns the
 registered transcript of the audio's sha256, and injects faults on request:
 latency, a requests-per-minute limit (429 3040 + Retry-After), a daily quota
-(429 3036), random 429/408/5xx answers, dropped connections, slow bodies.
+(429 3036), random 429/408/5xx answers, dropped connections, slow bodies, and
+any documented error code on demand (the ``answer_code`` fault, ``codes.py``).
 
 Three ways in::
 

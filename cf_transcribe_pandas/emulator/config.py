@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cf_transcribe_pandas.emulator.codes import check_answer_code
+
 __all__ = [
     "DEFAULT_ACCOUNT_ID",
     "DEFAULT_MODEL",
@@ -81,6 +83,8 @@ class EmulatorConfig:
         p408: Probability that a run answers 408 code 3007 (timeout).
         p_reset: Probability that a run drops the connection without answering.
         slow_body: Seconds over which a success body is streamed, bit by bit.
+        answer_code: Any documented error code on demand (see ``emulator/codes.py``):
+            ``{"code": 5016}``, with ``shape``, ``after``, ``times``, ``sha256``, ...
         seed: Seed of the random draws, for reproducible faults.
         words_per_second: When set, audio without a registered transcript gets
             ``ceil(duration * words_per_second)`` words ``"w1 w2 ..."`` (duration
@@ -120,6 +124,7 @@ class EmulatorConfig:
     p408: float = 0.0
     p_reset: float = 0.0
     slow_body: float = 0.0
+    answer_code: Mapping[str, Any] | None = None
     seed: int | None = None
     words_per_second: float | None = None
     max_output_words: int = 1500
@@ -256,6 +261,7 @@ FAULT_FIELDS: frozenset[str] = frozenset(
         "p408",
         "p_reset",
         "slow_body",
+        "answer_code",
         "seed",
         "words_per_second",
         "max_output_words",
@@ -352,6 +358,7 @@ _CHECKS: dict[str, Callable[[str, Any], None]] = {
     ),
     "error_statuses": _statuses,
     "seed": _int_or_none,
+    "answer_code": check_answer_code,
 }
 """The check of each field with a rule, in the order they run; each raises ValueError."""
 

@@ -2,9 +2,9 @@
 
 :class:`ServiceHandler` answers every path that is not a control route. It
 opens the request's log entry, runs the checks (``routes``, ``checks``,
-``audio_file``), the limits and faults (``faults``), and records the entry in
-the state however the request ends: answered, refused, dropped, or left by
-its client (status 499).
+``audio_file``), an error code asked for (``codes``), the limits and faults
+(``faults``), and records the entry in the state however the request ends:
+answered, refused, dropped, or left by its client (status 499).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from cf_transcribe_pandas.emulator.checks import (
     check_model,
     read_json,
 )
+from cf_transcribe_pandas.emulator.codes import coded_answer
 from cf_transcribe_pandas.emulator.faults import admit, deliver, run_faults
 from cf_transcribe_pandas.emulator.routes import gateway_from_url, parse_path
 from cf_transcribe_pandas.emulator.state import EmulatorState
@@ -126,6 +127,9 @@ class ServiceHandler:
     ) -> web.StreamResponse:
         """Admit the run, inject its faults, and deliver; only a delivered run uses quota."""
         state = self.state
+        coded = coded_answer(state, entry)
+        if coded is not None:
+            return coded
         admit(state, entry)
         state.quota_used += 1
         delivered = False

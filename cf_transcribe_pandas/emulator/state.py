@@ -64,6 +64,7 @@ class EmulatorState:
         self.blocked_until = 0.0
         self.bursts_since = time.monotonic()
         self.quota_used = 0
+        self.code_seen = 0  # runs the answer_code fault saw (emulator/codes.py)
         self.log: collections.deque[dict[str, Any]] = collections.deque()
         self.log_start = 0
         self.total = 0
@@ -90,6 +91,8 @@ class EmulatorState:
             self.rng = random.Random(self.config.seed)
         if any(name.startswith("burst_") for name in changes):
             self.bursts_since = time.monotonic()
+        if "answer_code" in changes:
+            self.code_seen = 0
         return self.config.faults()
 
     def capacity_share(self, now: float) -> tuple[float, bool]:

@@ -24,7 +24,7 @@ class Stopped(Exception):
 class RunControl:
     """Whether a run goes on, and why it stopped.
 
-    * An account-level answer (3036, 401, 403, 3023) cancels every task at
+    * An account-level answer (any AccountError) cancels every task at
       once, requests in flight included: nothing is sent after it.
     * With ``errors="raise"``, the first row error stops the run from sending
       anything new; requests already on the wire finish (and are cached).

@@ -3,7 +3,9 @@
 Long audio comes from :func:`~cf_transcribe_pandas.audio.prepare` as several
 parts. They are sent in order, each prompted with the user's prompt and the
 previous part's last words; a part whose text looks cut at the model's output
-cap is split in two and its halves are sent instead; the texts are joined.
+cap is split in two and its halves are sent instead, and so is a part Workers AI
+finds too large (413/3006: its halves are re-encoded, compact FLAC); the texts
+are joined.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from cf_transcribe_pandas.audio import Part, join_prompt, join_texts, looks_cut, tail_words
+from cf_transcribe_pandas.errors import RequestTooLargeError
 
 __all__ = ["MIN_SPLIT_SECONDS", "transcribe_parts"]
 
@@ -52,7 +55,19 @@ async def transcribe_parts(
     tail: str | None = None
     while queue:
         part = queue.popleft()
-        text = await send(part.data_uri, join_prompt(tail, prompt) if tail else prompt)
+        try:
+            text = await send(part.data_uri, join_prompt(tail, prompt) if tail else prompt)
+        except RequestTooLargeError:
+            halves = await split(part)  # smaller, re-encoded halves; else the row's error
+            if len(halves) < 2:
+                raise
+            logger.info(
+                "%s: part at %.0f s is too large for Workers AI (3006); split in two",
+                label,
+                part.start_s,
+            )
+            queue.extendleft(reversed(halves))
+            continue
         if _cut(text, part):
             logger.info(
                 "%s: part at %.0f s (%.0f s long) looks cut at the output cap; splitting it in two",

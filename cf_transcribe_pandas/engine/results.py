@@ -44,13 +44,15 @@ class RunResult:
     def summary(self) -> str | None:
         """One line about failed rows, or None when no row failed.
 
-        For example ``"12 of 5,000 rows failed: 9 invalid audio, 3 timeout;
-        rerun to retry them, finished rows come from the cache"``.
+        Rows are counted by their real error code (``TranscribeError.label``),
+        for example ``"12 of 5,000 rows failed: 7 file not found, 2 invalid
+        request (5004), 3 timeout; rerun to retry them, finished rows come from
+        the cache"``.
         """
         failed = [e for e in self.errors if e is not None]
         if not failed:
             return None
-        kinds = collections.Counter(e.kind for e in failed)
+        kinds = collections.Counter(e.label for e in failed)
         detail = ", ".join(f"{count:,} {kind}" for kind, count in kinds.most_common())
         how = (
             "rerun to retry them, finished rows come from the cache"

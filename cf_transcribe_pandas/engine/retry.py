@@ -6,7 +6,8 @@
   up on them after ``row_deadline`` seconds.
 * Other retryable errors (5xx, 408, resets, timeouts) get ``max_retries``
   retries with full-jitter exponential backoff, honoring Retry-After.
-* Account-level answers (3036, 401, 403, 3023) stop the run
+* Answers every request would get (:class:`~cf_transcribe_pandas.errors.AccountError`:
+  token, account, quota, model, client version) stop the run
   (:meth:`RunControl.stop`); nothing is sent after them.
 * Anything else (400, 413, ...) is the row's error at once.
 """

@@ -86,6 +86,7 @@ class Run:
             timeout=options.timeout,
             max_connections=options.requests_in_flight,
             gateway=options.gateway,
+            proxy=options.proxy,
         )
         self.sender = Sender(
             self.client,
