@@ -20,6 +20,7 @@ from cf_transcribe_pandas.errors import (
     RequestTooLargeError,
     ServiceError,
     ServiceTimeoutError,
+    StorageAccessError,
     TranscribeError,
 )
 from cf_transcribe_pandas.options import TranscribeOptions
@@ -45,6 +46,7 @@ __all__ = [
     "SeriesAccessor",
     "ServiceError",
     "ServiceTimeoutError",
+    "StorageAccessError",
     "TranscribeError",
     "TranscribeOptions",
     "__version__",

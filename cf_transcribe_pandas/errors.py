@@ -9,7 +9,8 @@ says what happened and what to do, carries the Cloudflare ``code`` and
     ├── ConfigurationError             bad arguments or missing credentials, before any work
     ├── AccountError                   stops the run: nothing else can succeed
     │   ├── AuthenticationError        401/403, 3023: bad token, wrong account, blocked
-    │   └── QuotaExceededError         3036 (429): the account's daily limit is used up
+    │   ├── QuotaExceededError         3036 (429): the account's daily limit is used up
+    │   └── StorageAccessError         the object store refused the credentials or is unreachable
     ├── RateLimitError                 429, 3040: too fast / out of capacity; .retry_after
     ├── RequestTooLargeError           413, 3006: the request body is over 25 MB
     ├── InvalidRequestError            400: 5004 invalid data, 3003 incomplete request
@@ -22,7 +23,7 @@ says what happened and what to do, carries the Cloudflare ``code`` and
     └── NetworkError                   connection refused or reset, DNS failure
 
 Retryable: RateLimitError, ServiceTimeoutError, ServiceError, NetworkError.
-Stops the run: AuthenticationError, QuotaExceededError.
+Stops the run: AuthenticationError, QuotaExceededError, StorageAccessError.
 
 No message, ``str``, ``repr`` or ``args`` of these exceptions ever holds the API
 token: the client scrubs every text it copies from the network with
@@ -46,6 +47,7 @@ __all__ = [
     "RequestTooLargeError",
     "ServiceError",
     "ServiceTimeoutError",
+    "StorageAccessError",
     "TranscribeError",
     "redact",
 ]
@@ -166,6 +168,14 @@ class QuotaExceededError(AccountError):
     will not help until the quota resets or the plan is upgraded."""
 
     kind = "quota exceeded"
+
+
+class StorageAccessError(AccountError):
+    """The object store (S3, R2, GCS, ...) refused the credentials, has no such
+    bucket, or cannot be reached: no object can be read, so the run stops. Check
+    ``storage_options`` (``key``/``secret``, ``profile``, ``endpoint_url``)."""
+
+    kind = "storage access"
 
 
 class RateLimitError(TranscribeError):

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 import numpy as np
 import pandas as pd
 
-from cf_transcribe_pandas.audio import DEFAULT_MAX_PART_SECONDS, EncodeMode
-from cf_transcribe_pandas.cache import Cache, default_cache_dir
+from cf_transcribe_pandas.audio import DEFAULT_MAX_PART_SECONDS, EncodeMode, check_storage_options
+from cf_transcribe_pandas.cache import Cache
 from cf_transcribe_pandas.client import (
     DEFAULT_MODEL,
     Credentials,
@@ -93,6 +93,9 @@ class TranscribeOptions:
             never re-encodes accepted audio.
         max_part_seconds: Longer audio is split into parts of at most this (10-1500).
         fetch_urls: Download https URLs instead of handing them to the service.
+        storage_options: Given to fsspec for ``s3://``, ``gs://``, ... audio, as pandas
+            does (``endpoint_url``, ``key``/``secret``, ``profile``, ``anon``, ...;
+            ``headers`` for downloaded URLs). Secret values are never shown.
         provenance: Add ``{output}_cached``, ``{output}_model``, ``{output}_duration_s``.
         on_event: Called with ``RetryDetails``, ``RateChange`` and ``RowDone`` events.
         row_deadline: Seconds a row keeps waiting out 429 answers before it fails.
@@ -118,6 +121,7 @@ class TranscribeOptions:
     encode: EncodeMode = "auto"
     max_part_seconds: float = DEFAULT_MAX_PART_SECONDS
     fetch_urls: bool = False
+    storage_options: Mapping[str, Any] | None = None
     provenance: bool = False
     on_event: Callable[[Event], None] | None = None
     row_deadline: float = 600.0
@@ -176,7 +180,7 @@ class TranscribeOptions:
         if isinstance(self.cache, Cache):
             return self.cache
         if self.cache is True:
-            return Cache(default_cache_dir())
+            return Cache()  # the per-user default directory
         return Cache(Path(os.fspath(self.cache)).expanduser())
 
     def cache_path(self) -> str | None:
@@ -366,10 +370,6 @@ def _cache(value: object) -> CacheOption:
     return value
 
 
-def _gateway(value: Any) -> Gateway | None:
-    return Gateway.coerce(value)
-
-
 def _on_event(value: Any) -> Callable[[Event], None] | None:
     if value is None or callable(value):
         return value  # type: ignore[no-any-return]
@@ -387,10 +387,11 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "max_retries": _count("max_retries", 0),
     "timeout": _positive("timeout", "seconds"),
     "progress": bool,
-    "gateway": _gateway,
+    "gateway": Gateway.coerce,
     "encode": _choice("encode", get_args(EncodeMode)),
     "max_part_seconds": _part_seconds,
     "fetch_urls": bool,
+    "storage_options": check_storage_options,
     "provenance": bool,
     "on_event": _on_event,
     "row_deadline": _positive("row_deadline", "seconds"),

@@ -36,6 +36,7 @@ EXPORTED = {
     "SeriesAccessor",
     "ServiceError",
     "ServiceTimeoutError",
+    "StorageAccessError",
     "TranscribeError",
     "TranscribeOptions",
     "__version__",
