@@ -245,3 +245,57 @@ def test_the_secret_is_in_no_output_or_file(
         assert SECRET not in text
     for path in files:
         assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_dask_workers_read_the_bucket_with_the_same_option(
+    s3: CountingMotoServer, bucket: str, emulator: Emulator, run_kwargs: dict[str, Any]
+) -> None:
+    dd = pytest.importorskip("dask.dataframe")
+    distributed = pytest.importorskip("distributed")
+    import cf_transcribe_pandas.dask  # noqa: F401  (registers ddf.cfai)
+
+    ddf = dd.from_pandas(pd.DataFrame({"audio": urls(bucket, KEYS)}), npartitions=2)
+    kw = {**run_kwargs, "storage_options": s3.storage_options(), "provenance": True}
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        got = ddf.cfai.transcribe("audio", **kw).compute()
+        assert got["audio_text"].notna().all()
+        s3.reset_count()
+        again = ddf.cfai.transcribe("audio", **kw).compute()
+    assert again["audio_text_cached"].all()
+    assert s3.object_gets() == []  # each partition: one listing, no GetObject
+    assert emulator.counters()["requests"] == len(KEYS)
+
+
+def test_cli_storage_flags_merge_and_a_bad_one_hides_its_value(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from cf_transcribe_pandas.cli import build_parser
+
+    args = build_parser().parse_args(
+        [
+            "estimate",
+            "calls.csv",
+            "--storage-options",
+            '{"endpoint_url": "https://acct.r2.cloudflarestorage.com", "anon": false}',
+            "-S",
+            "anon=true",
+            "-S",
+            'client_kwargs={"region_name": "auto"}',
+        ]
+    )
+    assert args.storage_options == {
+        "endpoint_url": "https://acct.r2.cloudflarestorage.com",
+        "anon": True,
+        "client_kwargs": {"region_name": "auto"},
+    }
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["run", "c.csv", "-o", "o.csv", "--storage-options", SECRET])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "not a JSON object" in err
+    assert SECRET not in err

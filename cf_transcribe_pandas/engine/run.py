@@ -242,6 +242,9 @@ class Run:
         label = job.source.label
         try:
             return await self.threads.run(prepare_source, job.source, None, self.opts)
+        except AccountError as exc:  # the storage refused the credentials: no row can be read
+            self.control.stop(exc)
+            raise Stopped from None
         except TranscribeError as exc:
             return Outcome(None, with_label(exc, label))
         except Exception as exc:  # a bug must cost one row, not the run
