@@ -299,3 +299,39 @@ def test_cli_storage_flags_merge_and_a_bad_one_hides_its_value(
     err = capsys.readouterr().err
     assert "not a JSON object" in err
     assert SECRET not in err
+
+
+def test_downloaded_urls_get_the_headers_option(run_kwargs: dict[str, Any]) -> None:
+    import http.server
+    import threading
+
+    audio = wav_bytes(5)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            ok = self.headers.get("Authorization") == f"Bearer {SECRET}"
+            self.send_response(200 if ok else 403)
+            self.end_headers()
+            self.wfile.write(audio if ok else b"")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/call.wav"
+        df = pd.DataFrame({"audio": [url]})
+        kw = {**run_kwargs, "fetch_urls": True, "errors": "coerce"}
+        refused = df.cfai.transcribe("audio", **kw)
+        headers = {"headers": {"Authorization": f"Bearer {SECRET}"}}
+        got = df.cfai.transcribe("audio", storage_options=headers, **kw)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert refused["audio_text_error_code"].iloc[0] == "fetch_failed"
+    assert got["audio_text"].notna().all()
+    assert "***" in repr(cft.TranscribeOptions(storage_options=headers))
+    assert SECRET not in repr(cft.TranscribeOptions(storage_options=headers))

@@ -63,7 +63,8 @@ This directory is the result cache of cf-transcribe-pandas.
 results/*.parquet  finished transcripts, one row per (audio sha256, model,
                    language, prompt, temperature, encode); read them with
                    pandas.read_parquet("results/").
-memo/*.parquet     (path, size, mtime_ns) -> sha256, so reruns skip hashing.
+memo/*.parquet     (path, size, mtime_ns) -> sha256, so reruns skip hashing
+                   (for bucket objects: URL, size and a stamp of the ETag).
 
 Files are immutable and written atomically; any number of processes may
 write here at once. Manage it with `cf-transcribe cache stats|compact|export|clear`.

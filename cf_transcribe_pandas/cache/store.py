@@ -9,7 +9,8 @@ appended to or rewritten in place::
         results/                one row per finished transcript (successes only)
             01732701234567890123-4242-<uuid4 hex>.parquet
             .<same name>.tmp    a file being written; never read
-        memo/                   (absolute path, size, mtime_ns) -> sha256 of the audio
+        memo/                   (absolute path, size, mtime_ns) -> sha256 of the audio;
+                                objects: (URL, size, ETag stamp)
             <same naming>.parquet
 
 Any number of threads and processes may read and write one directory at
