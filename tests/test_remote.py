@@ -335,3 +335,17 @@ def test_downloaded_urls_get_the_headers_option(run_kwargs: dict[str, Any]) -> N
     assert got["audio_text"].notna().all()
     assert "***" in repr(cft.TranscribeOptions(storage_options=headers))
     assert SECRET not in repr(cft.TranscribeOptions(storage_options=headers))
+
+
+def test_rows_alone_in_their_prefix_cost_one_head_each_and_no_get_on_rerun(
+    s3: CountingMotoServer, emulator: Emulator, run_kwargs: dict[str, Any]
+) -> None:
+    keys = [f"call-{i}/audio.wav" for i in range(5)]  # one object a prefix
+    bucket = s3.bucket({key: wav_bytes(300 + i) for i, key in enumerate(keys)})
+    assert _run(urls(bucket, keys), s3, run_kwargs)["audio_text"].notna().all()
+    s3.reset_count()
+    again = _run(urls(bucket, keys), s3, run_kwargs)
+    assert again["audio_text_cached"].all()
+    assert sorted(p for m, p, _ in s3.requests if m == "HEAD") == [f"/{bucket}/{k}" for k in keys]
+    assert s3.object_gets() == []
+    assert len(s3.requests) == len(keys)

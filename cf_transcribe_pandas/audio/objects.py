@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,10 @@ from .storage import StorageOptions, check_storage_options
 __all__ = ["ObjectStats", "object_stamp", "stat_objects"]
 
 StatKey = tuple[str, int, int]
+
+_INFO_THREADS = 16
+_INFO_CHUNK = 256
+"""``info`` calls in flight at once, and how many are made before failures are looked at."""
 
 _STAMP_FIELDS = (
     "ETag",
@@ -113,40 +118,65 @@ class _Stat:
                 continue
             fs_by_id[id(fs)] = fs
             groups.setdefault((id(fs), path.rpartition("/")[0]), []).append((pos, path))
+        singles: list[tuple[Any, int, str]] = []
         for (fs_id, parent), members in groups.items():
-            if self.group(fs_by_id[fs_id], parent, members):
-                break
+            if len(members) == 1:
+                singles.append((fs_by_id[fs_id], *members[0]))
+            elif self.listed(fs_by_id[fs_id], parent, members):
+                return self.stats
+        self.singles(singles)
         return self.stats
 
-    def group(self, fs: Any, parent: str, members: list[tuple[int, str]]) -> bool:
-        """The rows of one directory; True when the run must stop."""
+    def listed(self, fs: Any, parent: str, members: list[tuple[int, str]]) -> bool:
+        """The rows of one directory, from one listing; True when the run must stop."""
         listing: dict[str, Any] = {}
-        if len(members) > 1:
-            try:
-                fs.invalidate_cache(parent)
-                listing = {e["name"]: e for e in fs.ls(parent, detail=True)}
-            except Exception as exc:  # listing may be denied where reading is not
-                failure = storage_failure(exc, parent, self.storage)
-                if isinstance(failure, StorageAccessError):
-                    self.stats.stop = failure
-                    return True
-            else:
-                self.seen.add((id(fs), parent.split("/", 1)[0]))
-        for pos, path in members:
-            bucket = (id(fs), path.split("/", 1)[0])
-            info = listing.get(path)
-            if info is None:
-                try:
-                    if not listing:
-                        fs.invalidate_cache(path)
-                    info = fs.info(path)
-                except Exception as exc:
-                    if self.failed(pos, exc, bucket):
-                        return True
-                    continue
-                self.seen.add(bucket)
-            self.stats.keys[pos] = _stat_key(self.sources[pos].url or "", info)
+        try:
+            fs.invalidate_cache(parent)  # a listing cached by an earlier run may be stale
+            listing = {e["name"]: e for e in fs.ls(parent, detail=True)}
+        except Exception as exc:  # listing may be denied where reading is not
+            label = (self.sources[members[0][0]].url or "").rpartition("/")[0] + "/"
+            failure = storage_failure(exc, label, self.storage)
+            if isinstance(failure, StorageAccessError):
+                self.stats.stop = failure
+                return True
+        else:
+            self.seen.add((id(fs), parent.split("/", 1)[0]))
+        for pos, path in members:  # not listed: info (from the fresh listing, if any)
+            if self.settle(fs, pos, path, listing.get(path) or _info(fs, path, not listing)):
+                return True
         return False
+
+    def singles(self, singles: list[tuple[Any, int, str]]) -> None:
+        """Rows alone in their directory: ``info`` calls, several at once, a chunk at a
+        time (refused credentials stop it after one chunk)."""
+        if not singles:
+            return
+        with ThreadPoolExecutor(_INFO_THREADS, thread_name_prefix="cf-stat") as pool:
+            for start in range(0, len(singles), _INFO_CHUNK):
+                chunk = singles[start : start + _INFO_CHUNK]
+                infos = pool.map(lambda s: _info(s[0], s[2], True), chunk)
+                for (fs, pos, path), info in zip(chunk, infos, strict=True):
+                    if self.settle(fs, pos, path, info):
+                        return
+
+    def settle(self, fs: Any, pos: int, path: str, info: Mapping[str, Any] | Exception) -> bool:
+        """Record one row's metadata or failure; True when the run must stop."""
+        bucket = (id(fs), path.split("/", 1)[0])
+        if isinstance(info, Exception):
+            return self.failed(pos, info, bucket)
+        self.seen.add(bucket)
+        self.stats.keys[pos] = _stat_key(self.sources[pos].url or "", info)
+        return False
+
+
+def _info(fs: Any, path: str, fresh: bool) -> Mapping[str, Any] | Exception:
+    try:
+        if fresh:
+            fs.invalidate_cache(path)
+        info: Mapping[str, Any] = fs.info(path)
+    except Exception as exc:  # storages raise anything; storage_failure sorts it
+        return exc
+    return info
 
 
 def stat_objects(
