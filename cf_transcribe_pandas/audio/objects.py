@@ -6,7 +6,7 @@ share a directory; a lone row costs one ``info`` call. Nothing is downloaded."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -78,8 +78,13 @@ def _stat_key(url: str, info: Mapping[str, Any]) -> StatKey | None:
 class _Stat:
     """One :func:`stat_objects` call."""
 
-    def __init__(self, sources: Sequence[Source], storage: StorageOptions | None) -> None:
-        self.sources, self.storage = sources, storage
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        storage: StorageOptions | None,
+        cancelled: Callable[[], bool],
+    ) -> None:
+        self.sources, self.storage, self.cancelled = sources, storage, cancelled
         self.stats = ObjectStats([None] * len(sources))
         self.fss: dict[str, Any] = {}
         self.seen: set[tuple[int, str]] = set()  # (fs, bucket) that answered once
@@ -120,6 +125,8 @@ class _Stat:
             groups.setdefault((id(fs), path.rpartition("/")[0]), []).append((pos, path))
         singles: list[tuple[Any, int, str]] = []
         for (fs_id, parent), members in groups.items():
+            if self.cancelled():
+                return self.stats
             if len(members) == 1:
                 singles.append((fs_by_id[fs_id], *members[0]))
             elif self.listed(fs_by_id[fs_id], parent, members):
@@ -153,6 +160,8 @@ class _Stat:
             return
         with ThreadPoolExecutor(_INFO_THREADS, thread_name_prefix="cf-stat") as pool:
             for start in range(0, len(singles), _INFO_CHUNK):
+                if self.cancelled():
+                    return
                 chunk = singles[start : start + _INFO_CHUNK]
                 infos = pool.map(lambda s: _info(s[0], s[2], True), chunk)
                 for (fs, pos, path), info in zip(chunk, infos, strict=True):
@@ -180,7 +189,9 @@ def _info(fs: Any, path: str, fresh: bool) -> Mapping[str, Any] | Exception:
 
 
 def stat_objects(
-    sources: Sequence[Source], storage_options: Mapping[str, Any] | None
+    sources: Sequence[Source],
+    storage_options: Mapping[str, Any] | None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> ObjectStats:
     """The memo keys of fsspec sources, from metadata calls only (blocking).
 
@@ -192,5 +203,7 @@ def stat_objects(
     Args:
         sources: Sources of kind ``"fsspec"``.
         storage_options: The run's ``storage_options``.
+        cancelled: Looked at between listings and chunks of ``info`` calls: when
+            it turns True, the sources not done yet are left None.
     """
-    return _Stat(sources, check_storage_options(storage_options)).run()
+    return _Stat(sources, check_storage_options(storage_options), cancelled).run()

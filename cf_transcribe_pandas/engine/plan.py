@@ -212,7 +212,9 @@ class Planner:
         """Remote objects' memo keys from their metadata; a missing object fails its row."""
         if not self._objects:
             return []
-        stats = stat_objects([s for _, s in self._objects], self._opts.storage_options)
+        sources = [s for _, s in self._objects]
+        stats = stat_objects(sources, self._opts.storage_options, self._cancelled.is_set)
+        self._check(0)  # cancelled meanwhile: the rows not looked at are not jobs
         self._stop = stats.stop
         keyed: list[tuple[int, StatKey, Source | None]] = []
         for (row, source), key in zip(self._objects, stats.keys, strict=True):
