@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck pytest bench bench-quick coverage clean
+.PHONY: demo test lint typecheck pytest bench bench-quick coverage clean notebook
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/compare.py --quick
+
+# Re-execute notebooks/quickstart.ipynb (emulator + local S3) and save its outputs.
+notebook: $(STAMP)
+	$(BIN)/python tools/run_notebook.py
 
 coverage: $(STAMP)
 	rm -f .coverage .coverage.*

@@ -1,4 +1,4 @@
-"""Peak memory of a run over 200 vs 2,000 distinct 1 MB audio files.
+"""Peak memory of a run over 200 vs 2,000 distinct 1 MB audio files (local, or in a bucket).
 
 Each size runs in its own fresh Python process (so peaks do not mix) that
 transcribes the files with ``df.cfai.transcribe`` against the emulator, which
@@ -9,20 +9,28 @@ Targets (issue 5): peak RSS <= 300 MB, and the 2,000-file run <= 1.2x the
 200-file run: audio is read when its request is about to be sent, and the
 bytes in flight have a cap, so memory does not grow with the column.
 
+With ``--bucket`` the files are objects in a local S3 server (moto, in its own
+process) and the column holds ``s3://`` URLs read with ``storage_options``
+(issue 19: objects are streamed and hashed as files are).
+
     .venv/bin/python benchmarks/memory.py            # 200 and 2,000 files
     .venv/bin/python benchmarks/memory.py --quick    # 50 and 500 files
+    .venv/bin/python benchmarks/memory.py --bucket   # the same, from a bucket
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import wave
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,13 +41,14 @@ import json, resource, sys
 import pandas as pd
 import cf_transcribe_pandas  # noqa: F401
 
-paths_file, cache_dir, base_url, token, account = sys.argv[1:6]
+paths_file, cache_dir, base_url, token, account, storage = sys.argv[1:7]
 paths = open(paths_file).read().split("\n")
 df = pd.DataFrame({"audio": paths})
 before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 out = df.cfai.transcribe(
     "audio", base_url=base_url, api_token=token, account_id=account,
     cache=cache_dir, progress=False, rate_limit=1_000_000, concurrency=64,
+    storage_options=json.loads(storage) or None,
 )
 assert out["audio_text"].notna().all()
 peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -68,12 +77,61 @@ def write_wavs(folder: Path, n: int, seed: int) -> list[str]:
     return paths
 
 
-def measure(n: int, work: Path, emu: Emulator, seed: int) -> dict[str, float]:
+S3_SERVER = r"""
+import sys
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()  # until the parent closes it
+server.stop()
+"""
+
+
+@contextlib.contextmanager
+def s3_server() -> Iterator[dict[str, Any]]:
+    """moto's S3 server in its own process (its memory is not the run's); its storage_options."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", S3_SERVER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        yield {"endpoint_url": f"http://127.0.0.1:{port}", "key": "bench", "secret": "bench"}
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=30)
+
+
+def upload(paths: list[str], storage: dict[str, Any], prefix: str) -> list[str]:
+    """Put the files in the bucket ``bench`` under ``prefix``; their ``s3://`` URLs."""
+    import fsspec
+
+    fs = fsspec.filesystem("s3", **storage)
+    if not fs.exists("bench"):
+        fs.mkdir("bench")
+    urls = []
+    for path in paths:
+        key = f"bench/{prefix}/{Path(path).name}"
+        fs.put_file(path, key)
+        urls.append(f"s3://{key}")
+    return urls
+
+
+def measure(
+    n: int, work: Path, emu: Emulator, seed: int, storage: dict[str, Any] | None = None
+) -> dict[str, float]:
     folder = work / f"files_{n}"
     folder.mkdir()
     paths = write_wavs(folder, n, seed)
+    values = paths if storage is None else upload(paths, storage, f"files_{n}")
     paths_file = work / f"paths_{n}.txt"
-    paths_file.write_text("\n".join(paths))
+    paths_file.write_text("\n".join(values))
     cache_dir = work / f"cache_{n}"
     proc = subprocess.run(
         [
@@ -85,6 +143,7 @@ def measure(n: int, work: Path, emu: Emulator, seed: int) -> dict[str, float]:
             emu.base_url,
             emu.token,
             emu.account_id,
+            json.dumps(storage or {}),
         ],
         capture_output=True,
         text=True,
@@ -101,12 +160,17 @@ def measure(n: int, work: Path, emu: Emulator, seed: int) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="50 and 500 files")
+    parser.add_argument("--bucket", action="store_true", help="the files in a local S3 server")
     args = parser.parse_args(argv)
     small, large = (50, 500) if args.quick else (200, 2_000)
-    with tempfile.TemporaryDirectory() as tmp, Emulator(port=0, process=True) as emu:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        emu = stack.enter_context(Emulator(port=0, process=True))
+        storage = stack.enter_context(s3_server()) if args.bucket else None
         work = Path(tmp)
-        rows = [(n, measure(n, work, emu, seed=n)) for n in (small, large)]
-    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (2 cores)")
+        rows = [(n, measure(n, work, emu, seed=n, storage=storage)) for n in (small, large)]
+    where = "objects in a local S3 bucket (moto), s3:// URLs" if args.bucket else "local files"
+    print(f"{where}; load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (2 cores)")
     print("| files (1 MB each) | RSS before run (MB) | peak RSS (MB) |")
     print("| ---: | ---: | ---: |")
     for n, r in rows:

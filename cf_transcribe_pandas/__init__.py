@@ -27,6 +27,7 @@ from cf_transcribe_pandas.errors import (
     RequestTooLargeError,
     ServiceError,
     ServiceTimeoutError,
+    StorageAccessError,
     TranscribeError,
 )
 from cf_transcribe_pandas.options import TranscribeOptions
@@ -55,6 +56,7 @@ __all__ = [
     "SeriesAccessor",
     "ServiceError",
     "ServiceTimeoutError",
+    "StorageAccessError",
     "TranscribeError",
     "TranscribeOptions",
     "__version__",

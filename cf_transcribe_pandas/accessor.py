@@ -18,7 +18,8 @@ import pandas as pd
 from cf_transcribe_pandas.engine import result_columns, run_in_thread
 from cf_transcribe_pandas.errors import ConfigurationError, TranscribeError
 from cf_transcribe_pandas.frames import FrameJob, column_values, per_row
-from cf_transcribe_pandas.options import TranscribeOptions, takes_options
+from cf_transcribe_pandas.options import TranscribeOptions
+from cf_transcribe_pandas.signatures import takes_options
 
 if TYPE_CHECKING:
     from cf_transcribe_pandas.estimate import Estimate

@@ -13,7 +13,8 @@ says what happened and what to do, carries the Cloudflare ``code`` and
     │   ├── ModelError                 3039, 5005, 5006: the model cannot serve this run
     │   │   ├── ModelNotFoundError     5007, 3042: no such model
     │   │   └── ModelAccessError       5016, 5018, 3041, 5035: this account may not use it
-    │   └── OutdatedClientError        5019: this package's version is refused
+    │   ├── OutdatedClientError        5019: this package's version is refused
+    │   └── StorageAccessError         the object store refused the credentials or is unreachable
     ├── RateLimitError                 429, 3040: out of capacity / too fast; .retry_after
     ├── RequestTooLargeError           413, 3006: the request body is too large
     ├── InvalidRequestError            400: 5004 invalid data, 3003 incomplete request
@@ -97,6 +98,7 @@ __all__ = [
     "RequestTooLargeError",
     "ServiceError",
     "ServiceTimeoutError",
+    "StorageAccessError",
     "TranscribeError",
     "redact",
 ]
@@ -258,6 +260,14 @@ class OutdatedClientError(AccountError):
     """5019: Workers AI refuses this version of the library; upgrade it."""
 
     kind = "outdated client"
+
+
+class StorageAccessError(AccountError):
+    """The object store (S3, R2, GCS, ...) refused the credentials, has no such
+    bucket, or cannot be reached: no object can be read, so the run stops. Check
+    ``storage_options`` (``key``/``secret``, ``profile``, ``endpoint_url``)."""
+
+    kind = "storage access"
 
 
 class RateLimitError(TranscribeError):

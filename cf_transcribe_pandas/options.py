@@ -4,26 +4,26 @@
 ``estimate``, ``cf_transcribe_pandas.dask`` and the CLI all build a
 :class:`TranscribeOptions`; nothing else checks an option. The keyword list is
 written once, here (the fields), and documented once (the class docstring); the
-accessors take ``**options`` and show this signature (see :func:`takes_options`).
+accessors take ``**options`` and show this signature
+(:func:`cf_transcribe_pandas.signatures.takes_options`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import inspect
 import math
 import numbers
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 
-from cf_transcribe_pandas.audio import DEFAULT_MAX_PART_SECONDS, EncodeMode
-from cf_transcribe_pandas.cache import Cache, default_cache_dir
+from cf_transcribe_pandas.audio import DEFAULT_MAX_PART_SECONDS, EncodeMode, check_storage_options
+from cf_transcribe_pandas.cache import Cache
 from cf_transcribe_pandas.client import (
     DEFAULT_MODEL,
     Credentials,
@@ -43,7 +43,6 @@ __all__ = [
     "TranscribeOptions",
     "check_language",
     "option_names",
-    "takes_options",
 ]
 
 PerRow = str | pd.Series | None
@@ -55,8 +54,6 @@ CacheOption = bool | str | os.PathLike[str] | Cache
 DEFAULT_CONCURRENCY = 64
 MAX_PART_SECONDS_RANGE = (10.0, 1500.0)
 """The service takes about 1,500 s of audio a request; parts under 10 s only add requests."""
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -94,6 +91,9 @@ class TranscribeOptions:
             never re-encodes accepted audio.
         max_part_seconds: Longer audio is split into parts of at most this (10-1500).
         fetch_urls: Download https URLs instead of handing them to the service.
+        storage_options: Given to fsspec for ``s3://``, ``gs://``, ... audio, as pandas
+            does (``endpoint_url``, ``key``/``secret``, ``profile``, ``anon``, ...;
+            ``headers`` for downloaded URLs). Secret values are never shown.
         provenance: Add ``{output}_cached``, ``{output}_model``, ``{output}_duration_s``.
         on_event: Called with ``RetryDetails``, ``RateChange`` and ``RowDone`` events.
         row_deadline: Seconds a row keeps waiting out 429 answers before it fails.
@@ -120,6 +120,7 @@ class TranscribeOptions:
     encode: EncodeMode = "auto"
     max_part_seconds: float = DEFAULT_MAX_PART_SECONDS
     fetch_urls: bool = False
+    storage_options: Mapping[str, Any] | None = None
     provenance: bool = False
     on_event: Callable[[Event], None] | None = None
     row_deadline: float = 600.0
@@ -179,7 +180,7 @@ class TranscribeOptions:
         if isinstance(self.cache, Cache):
             return self.cache
         if self.cache is True:
-            return Cache(default_cache_dir())
+            return Cache()  # the per-user default directory
         return Cache(Path(os.fspath(self.cache)).expanduser())
 
     def cache_path(self) -> str | None:
@@ -200,76 +201,9 @@ def check_language(value: object) -> str | None:
         raise ConfigurationError(f"language= {exc.message}", code="invalid_language") from None
 
 
-def takes_options(*, without: tuple[str, ...] = ()) -> Callable[[F], F]:
-    """Give a method that takes ``**options`` the options' signature and documentation.
-
-    The method keeps its own leading parameters; ``help()``, Jupyter's Shift-Tab
-    and IDEs that read ``__signature__`` show every option as a keyword-only
-    parameter, and the docstring's ``{options}`` placeholder (inside its Args
-    section) becomes the options' documentation, written once on
-    :class:`TranscribeOptions`.
-
-    Args:
-        without: Options the method does not take (e.g. ``provenance`` for a Series).
-    """
-
-    def decorate(method: F) -> F:
-        own = inspect.signature(method)
-        leading = [p for p in own.parameters.values() if p.kind is not p.VAR_KEYWORD]
-        fields = [
-            f
-            for f in dataclasses.fields(TranscribeOptions)
-            if f.name not in own.parameters and f.name not in without
-        ]
-        keywords = [
-            inspect.Parameter(
-                f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type
-            )
-            for f in fields
-        ]
-        method.__signature__ = own.replace(parameters=[*leading, *keywords])  # type: ignore[attr-defined]
-        documented = [n for n in option_names() if n not in without]  # `output` too
-        method.__doc__ = _fill_options(method.__doc__ or "", documented)
-        return method
-
-    return decorate
-
-
 def option_names() -> tuple[str, ...]:
     """Every option's keyword, in order."""
     return tuple(f.name for f in dataclasses.fields(TranscribeOptions))
-
-
-def _fill_options(doc: str, names: list[str]) -> str:
-    """``doc`` with its ``{options}`` line replaced by the entries of ``names``."""
-    entries = _attribute_docs()
-    lines = []
-    for line in doc.splitlines():
-        if line.strip() != "{options}":
-            lines.append(line)
-            continue
-        pad = line[: len(line) - len(line.lstrip())]
-        for name in names:
-            first, *rest = entries[name]
-            lines.append(pad + first)
-            lines.extend(pad + "    " + more for more in rest)
-    return "\n".join(lines)
-
-
-def _attribute_docs() -> dict[str, list[str]]:
-    """Each option's entry in the class docstring's Attributes section, line by line."""
-    body = (TranscribeOptions.__doc__ or "").split("Attributes:", 1)[1]
-    entries: dict[str, list[str]] = {}
-    name = ""
-    for line in body.splitlines():
-        stripped = line.strip()
-        head = stripped.split(":", 1)[0]
-        if stripped and not line.startswith(" " * 12) and head.isidentifier():
-            name = head
-            entries[name] = [stripped]
-        elif stripped and name:
-            entries[name].append(stripped)
-    return entries
 
 
 # ---------------------------------------------------------------- the checks
@@ -390,6 +324,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "encode": _choice("encode", get_args(EncodeMode)),
     "max_part_seconds": _part_seconds,
     "fetch_urls": bool,
+    "storage_options": check_storage_options,
     "provenance": bool,
     "on_event": _on_event,
     "row_deadline": _positive("row_deadline", "seconds"),

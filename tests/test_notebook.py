@@ -1,4 +1,5 @@
-"""notebooks/quickstart.ipynb runs top to bottom against the emulator, in a real kernel.
+"""notebooks/quickstart.ipynb runs top to bottom against the emulator, in a real kernel,
+and is committed with the outputs such a run shows (``make notebook`` makes them).
 
 The kernel is this interpreter (``sys.executable``, so the virtualenv's),
 whatever kernelspecs the machine has: the test writes a ``python3``
@@ -8,7 +9,9 @@ searches first.
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,24 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "quickstart.ipynb"
+
+
+_VARYING = [
+    (re.compile(r"(\d+/\d+) \[[^\]\n]*\]"), r"\1 [...]"),  # a progress bar's times and rates
+    (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:PORT"),
+    (re.compile(r"[^\s'\"]*tmp[a-z0-9_]{8}"), "TMPDIR"),
+]
+
+
+def _seen(cell: Any) -> str:
+    """What a reader sees of a code cell, less what changes from run to run: a progress
+    bar's last state only, without its times; ports; temporary directories."""
+    text = _text(cell)
+    lines = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    text = "\n".join(line.rstrip() for line in lines)
+    for pattern, replacement in _VARYING:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def _text(cell: Any) -> str:
@@ -53,6 +74,7 @@ def this_python_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_quickstart_notebook_runs_top_to_bottom(this_python_kernel: str, tmp_path: Path) -> None:
+    committed = nbformat.read(NOTEBOOK, as_version=4)
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell("import sys; print('kernel:', sys.executable)"))
     client = NotebookClient(
@@ -87,3 +109,20 @@ def test_quickstart_notebook_runs_top_to_bottom(this_python_kernel: str, tmp_pat
     assert "rerun sent 0 requests" in everything
     assert "same transcripts: True" in everything
     assert "emulator running: False" in shown[-1]
+    # The estimate, before anything is sent.
+    assert "Estimate for 8 rows of openai/gpt-4o-transcribe (nothing was sent)" in everything
+    # The bucket: read through storage_options, the secret never shown, a free rerun.
+    assert "'secret': '***'" in everything
+    assert "demo-secret-access-key" not in everything
+    assert "s3://calls/2026-12/s00_en_wav.wav" in everything
+    assert "bucket rerun sent 0 requests" in everything
+    assert "all from the cache: True" in everything
+
+    # The committed outputs are what this run showed (else: `make notebook`).
+    fresh = [_seen(cell) for cell in code[:-1]]
+    old = [_seen(cell) for cell in committed.cells if cell.cell_type == "code"]
+    for i, (was, now) in enumerate(zip(old, fresh, strict=True)):
+        diff = "\n".join(difflib.unified_diff(was.splitlines(), now.splitlines(), lineterm=""))
+        assert was == now, (
+            f"code cell {i}: committed outputs are stale; run `make notebook`\n{diff}"
+        )

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from cf_transcribe_pandas import Cache, ConfigurationError, Gateway, TranscribeOptions
-from cf_transcribe_pandas.options import option_names, takes_options
+from cf_transcribe_pandas.options import option_names
+from cf_transcribe_pandas.signatures import takes_options
 
 BAD: list[tuple[dict[str, Any], str, str]] = [
     ({"errors": "ignore"}, "errors= must be 'raise' or 'coerce'", "invalid_errors"),

@@ -39,6 +39,7 @@ EXPORTED = {
     "SeriesAccessor",
     "ServiceError",
     "ServiceTimeoutError",
+    "StorageAccessError",
     "TranscribeError",
     "TranscribeOptions",
     "__version__",

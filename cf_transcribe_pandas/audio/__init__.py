@@ -16,7 +16,7 @@ at quiet points, each re-encoded on its own. :func:`probe` reads headers only
 (for ``estimate``).
 
 Modules: ``limits`` (what the service takes), ``sniff`` (formats by content),
-``paths``, ``remote`` and ``arrays`` (the kinds of input), ``sources`` and
+``paths``, ``remote``, ``storage``, ``objects`` and ``arrays`` (the kinds of input), ``sources`` and
 ``inputs`` (Source, to_source), ``container`` (PyAV), ``validate``, ``probe``,
 ``decode``, ``quiet``, ``encode``, ``split``, ``prepare``, ``texts`` (joining
 the parts' transcripts).
@@ -41,12 +41,14 @@ from .limits import (
     mime_for,
     request_bytes,
 )
+from .objects import ObjectStats, stat_objects
 from .paths import local_path, path_stat_key
 from .prepare import prepare
 from .probe import AudioInfo, probe
 from .sniff import sniff
 from .sources import Source, sha256_of
 from .split import split_part
+from .storage import StorageOptions, check_storage_options
 from .texts import join_prompt, join_texts, looks_cut, tail_words
 from .validate import plain_wav
 
@@ -59,8 +61,11 @@ __all__ = [
     "REQUEST_OVERHEAD_BYTES",
     "AudioInfo",
     "EncodeMode",
+    "ObjectStats",
     "Part",
     "Source",
+    "StorageOptions",
+    "check_storage_options",
     "data_uri",
     "join_prompt",
     "join_texts",
@@ -75,6 +80,7 @@ __all__ = [
     "sha256_of",
     "sniff",
     "split_part",
+    "stat_objects",
     "tail_words",
     "to_source",
 ]

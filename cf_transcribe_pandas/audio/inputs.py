@@ -17,9 +17,12 @@ from .arrays import check_array
 from .paths import local_path, normal_path, url_scheme
 from .remote import check_fsspec_scheme, short_url
 from .sources import Source
+from .storage import StorageOptions, check_storage_options
 
 
-def to_source(value: object, *, fetch_urls: bool = False) -> Source:
+def to_source(
+    value: object, *, fetch_urls: bool = False, storage_options: Mapping[str, Any] | None = None
+) -> Source:
     """Classify one cell of the audio column without reading it.
 
     Accepted values:
@@ -32,7 +35,7 @@ def to_source(value: object, *, fetch_urls: bool = False) -> Source:
     - ``"http(s)://..."``: handed to the service as the file URL; downloaded
       (with urllib) only when ``fetch_urls`` is True.
     - any other ``scheme://`` (``s3://``, ``gs://``, ``memory://``, ...): read
-      through fsspec.
+      through fsspec, with ``storage_options``.
     - Hugging Face ``datasets`` Audio dicts: ``{"bytes": ..., "path": ...}``
       and ``{"array": ..., "sampling_rate": ...}``. Preference: bytes, then
       array (encoded to 16-bit WAV), then path.
@@ -41,6 +44,8 @@ def to_source(value: object, *, fetch_urls: bool = False) -> Source:
     Args:
         value: The cell.
         fetch_urls: Download http(s) URLs instead of passing them through.
+        storage_options: What fsspec is given (``endpoint_url``, ``key``, ...), and
+            ``headers`` for downloads of http(s) URLs.
 
     Returns:
         The :class:`Source`.
@@ -59,10 +64,11 @@ def to_source(value: object, *, fetch_urls: bool = False) -> Source:
         if not fspath:
             raise AudioError("an empty path is not audio", code="unsupported_input")
         return Source("path", fspath, fspath=fspath)
+    storage = check_storage_options(storage_options)
     if isinstance(value, str):
-        return _from_str(value, fetch_urls=fetch_urls)
+        return _from_str(value, fetch_urls=fetch_urls, storage=storage)
     if isinstance(value, Mapping):
-        return _from_mapping(value, fetch_urls=fetch_urls)
+        return _from_mapping(value, fetch_urls=fetch_urls, storage=storage)
     raise AudioError(
         f"cannot use a value of type {type(value).__name__} as audio: expected a path, "
         "bytes, a data URI, a URL or a Hugging Face audio dict",
@@ -80,7 +86,7 @@ def _is_na(value: object) -> bool:
     return value is pd.NA or value is pd.NaT
 
 
-def _from_str(value: str, *, fetch_urls: bool) -> Source:
+def _from_str(value: str, *, fetch_urls: bool, storage: StorageOptions | None) -> Source:
     fspath = local_path(value)
     if fspath is not None:  # a path, taken as written (spaces and all)
         return Source("path", fspath, fspath=fspath)
@@ -91,11 +97,11 @@ def _from_str(value: str, *, fetch_urls: bool) -> Source:
         return Source.from_data_uri(text)
     scheme = url_scheme(text) or ""  # local_path took every other string
     if scheme in ("http", "https"):
-        return Source("url", short_url(text), url=text, fetch=fetch_urls)
+        return Source("url", short_url(text), url=text, fetch=fetch_urls, storage=storage)
     if scheme == "file":
         return _from_file_url(text)
     check_fsspec_scheme(text, scheme)
-    return Source("fsspec", short_url(text), url=text)
+    return Source("fsspec", short_url(text), url=text, storage=storage)
 
 
 def _from_file_url(url: str) -> Source:
@@ -109,7 +115,9 @@ def _from_file_url(url: str) -> Source:
     return Source("path", fspath, fspath=fspath)
 
 
-def _from_mapping(value: Mapping[Any, Any], *, fetch_urls: bool) -> Source:
+def _from_mapping(
+    value: Mapping[Any, Any], *, fetch_urls: bool, storage: StorageOptions | None
+) -> Source:
     path = value.get("path")
     name = os.path.basename(str(path)) if path else None
     raw = value.get("bytes")
@@ -125,7 +133,7 @@ def _from_mapping(value: Mapping[Any, Any], *, fetch_urls: bool) -> Source:
         rate = check_array(array, value.get("sampling_rate"))
         return Source.from_array(array, rate, name or f"<array at {rate} Hz>")
     if path:
-        return to_source(path, fetch_urls=fetch_urls)
+        return to_source(path, fetch_urls=fetch_urls, storage_options=storage)
     raise AudioError(
         "the audio dict has none of 'bytes', 'array' or 'path'", code="unsupported_input"
     )

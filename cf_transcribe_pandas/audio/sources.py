@@ -19,6 +19,7 @@ from ..errors import AudioError
 from .arrays import array_to_wav, wav_size
 from .paths import path_error, path_stat_key
 from .remote import fetch_url, open_fsspec
+from .storage import StorageOptions
 
 SourceKind = Literal["path", "bytes", "url", "fsspec", "array", "na"]
 
@@ -50,6 +51,8 @@ class Source:
         url: The URL (kinds ``"url"`` and ``"fsspec"``).
         fetch: For kind ``"url"``: download it (True) or hand the URL to the
             service as it is (False, the default).
+        storage: The run's ``storage_options`` (fsspec URLs; ``headers`` for
+            downloads); never shown.
     """
 
     kind: SourceKind
@@ -57,6 +60,7 @@ class Source:
     fspath: str | None = None
     url: str | None = None
     fetch: bool = False
+    storage: StorageOptions | None = field(default=None, repr=False)
     _data: bytes | None = field(default=None, repr=False)
     _data_uri: str | None = field(default=None, repr=False)
     _array: Any = field(default=None, repr=False)
@@ -104,7 +108,8 @@ class Source:
             with self.open() as f:
                 data = f.read()
         elif self.kind == "url":
-            data = fetch_url(self.url or "", self.label)
+            headers = self.storage.headers() if self.storage else None
+            data = fetch_url(self.url or "", self.label, headers)
         elif self.kind == "array":
             data = array_to_wav(self._array, self._sampling_rate, self.label)
         elif self.kind == "bytes":
@@ -134,7 +139,7 @@ class Source:
             except OSError as exc:
                 raise path_error(exc, self.label) from None
         elif self.kind == "fsspec":
-            with open_fsspec(self.url or "", self.label) as f:
+            with open_fsspec(self.url or "", self.label, self.storage) as f:
                 yield f
         else:
             yield io.BytesIO(self.read())

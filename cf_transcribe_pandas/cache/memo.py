@@ -1,4 +1,5 @@
-"""The path -> sha256 memo: a rerun knows a file's hash by (path, size, mtime_ns).
+"""The path -> sha256 memo: a rerun knows a file's hash by (path, size, mtime_ns), and a
+bucket object's by (URL, size, a 64-bit stamp of its ETag or version) in the same columns.
 
 Entries are memo part files (:data:`~cf_transcribe_pandas.cache.rows.MEMO_SCHEMA`)
 under ``memo/``, looked up through a key index on ``path``. A file whose size

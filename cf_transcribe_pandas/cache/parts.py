@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cf_transcribe_pandas.cache.keys import CACHE_SCHEMA_VERSION
+from cf_transcribe_pandas.cache.modes import PRIVATE_FILE, create_file, dir_mode, make_root
 
 __all__ = [
     "OWN_TEMP_RE",
@@ -62,7 +63,8 @@ This directory is the result cache of cf-transcribe-pandas.
 results/*.parquet  finished transcripts, one row per (audio sha256, model,
                    language, prompt, temperature, encode); read them with
                    pandas.read_parquet("results/").
-memo/*.parquet     (path, size, mtime_ns) -> sha256, so reruns skip hashing.
+memo/*.parquet     (path, size, mtime_ns) -> sha256, so reruns skip hashing
+                   (for bucket objects: URL, size and a stamp of the ETag).
 
 Files are immutable and written atomically; any number of processes may
 write here at once. Manage it with `cf-transcribe cache stats|compact|export|clear`.
@@ -97,14 +99,19 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def write_parquet_atomic(
-    tables: Sequence[pa.Table], final: Path, schema: pa.Schema, *, temp: str | None = None
+    tables: Sequence[pa.Table],
+    final: Path,
+    schema: pa.Schema,
+    *,
+    temp: str | None = None,
+    mode: int = 0o666,
 ) -> int:
     """Write ``tables`` as one zstd Parquet file at ``final``, atomically.
 
     The rows go to a temporary file in the same directory (``temp``, default
     ``.<name>.tmp``), in row groups of :data:`ROW_GROUP_ROWS`; it is fsynced
     and renamed into place, then the directory is fsynced. On any error the
-    temporary file is removed.
+    temporary file is removed. The file is created with ``mode`` (less the umask).
 
     Returns:
         The number of rows written.
@@ -114,7 +121,7 @@ def write_parquet_atomic(
     )
     tmp = final.with_name(temp or f".{final.name}.tmp")
     try:
-        with open(tmp, "xb") as fh:
+        with create_file(tmp, mode) as fh:
             pq.write_table(table, fh, row_group_size=ROW_GROUP_ROWS, compression="zstd")
             fh.flush()
             os.fsync(fh.fileno())
@@ -202,13 +209,18 @@ class PartDir:
         sub: The subdirectory's name.
         schema: The columns of its part files.
         warn: Where warnings about bad files go (shared by a Cache's directories).
+        own: ``root`` is the per-user default directory (see :mod:`.modes`).
     """
 
-    def __init__(self, root: Path, sub: str, schema: pa.Schema, warn: WarnOnce) -> None:
+    def __init__(
+        self, root: Path, sub: str, schema: pa.Schema, warn: WarnOnce, *, own: bool = False
+    ) -> None:
         self.root = root
         self.path = root / sub
         self.schema = schema
         self.warn = warn
+        self.own = own
+        self.file_mode = PRIVATE_FILE
         self._made = False
 
     def listing(self, *, sizes: bool = False) -> Listing:
@@ -266,7 +278,8 @@ class PartDir:
     # ------------------------------------------------------------- writing
 
     def _ensure(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.file_mode = make_root(self.root, own=self.own)  # private unless shared on purpose
+        self.path.mkdir(mode=dir_mode(self.file_mode), exist_ok=True)
         for name, text in (
             (VERSION_FILE, f"{CACHE_SCHEMA_VERSION}\n"),
             (README_FILE, _README_TEXT),
@@ -276,7 +289,8 @@ class PartDir:
                 continue
             tmp = self.root / f".{name}.{uuid.uuid4().hex}.tmp"
             try:
-                tmp.write_text(text, encoding="utf-8")
+                with create_file(tmp, self.file_mode) as fh:
+                    fh.write(text.encode("utf-8"))
                 os.replace(tmp, target)
             except OSError:  # not essential; never fail a write over it
                 try:
@@ -298,7 +312,7 @@ class PartDir:
                 self._made = True
             name = new_part_name(created_ns)
             try:
-                write_parquet_atomic(tables, self.path / name, self.schema)
+                write_parquet_atomic(tables, self.path / name, self.schema, mode=self.file_mode)
             except FileNotFoundError:
                 self._made = False
                 if attempt:

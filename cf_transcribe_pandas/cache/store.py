@@ -9,7 +9,8 @@ appended to or rewritten in place::
         results/                one row per finished transcript (successes only)
             01732701234567890123-4242-<uuid4 hex>.parquet
             .<same name>.tmp    a file being written; never read
-        memo/                   (absolute path, size, mtime_ns) -> sha256 of the audio
+        memo/                   (absolute path, size, mtime_ns) -> sha256 of the audio;
+                                objects: (URL, size, ETag stamp)
             <same naming>.parquet
 
 Any number of threads and processes may read and write one directory at
@@ -21,6 +22,7 @@ Failures are never cached: the engine only hands successes to the writer.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -29,7 +31,7 @@ import pyarrow as pa
 
 from cf_transcribe_pandas.cache import maintenance
 from cf_transcribe_pandas.cache.index import KeyIndex
-from cf_transcribe_pandas.cache.keys import default_cache_dir
+from cf_transcribe_pandas.cache.keys import CACHE_DIR_ENV, default_cache_dir
 from cf_transcribe_pandas.cache.maintenance import CacheStats, ClearResult, CompactResult
 from cf_transcribe_pandas.cache.memo import Memo, StrPath
 from cf_transcribe_pandas.cache.parts import PartDir, WarnOnce
@@ -56,11 +58,14 @@ class Cache:
     Creating a ``Cache`` touches nothing on disk: the directory is created on
     the first write, and reading a missing directory is reading an empty
     cache. All methods are safe to call from several threads and processes.
+    A directory it creates is private to the user (0700, files 0600); one that
+    exists keeps its mode (see :mod:`~cf_transcribe_pandas.cache.modes`).
     A ``Cache`` keeps a key index of the part files it has read (about 90
     bytes a row), so a later lookup reads only the files that are new.
 
     Args:
-        path: The cache directory; :func:`default_cache_dir` when None.
+        path: The cache directory; :func:`default_cache_dir` when None (the per-user
+            directory is made 0700 again if it is not).
 
     Attributes:
         path: The cache directory.
@@ -78,8 +83,9 @@ class Cache:
     def __init__(self, path: StrPath | None = None) -> None:
         self.path: Path = Path(path).expanduser() if path is not None else default_cache_dir()
         warn = WarnOnce()
-        self.result_parts = PartDir(self.path, _RESULTS, RESULT_SCHEMA, warn)
-        self.memo = Memo(PartDir(self.path, _MEMO, MEMO_SCHEMA, warn))
+        own = path is None and not os.environ.get(CACHE_DIR_ENV)  # the per-user default
+        self.result_parts = PartDir(self.path, _RESULTS, RESULT_SCHEMA, warn, own=own)
+        self.memo = Memo(PartDir(self.path, _MEMO, MEMO_SCHEMA, warn, own=own))
         self._index = KeyIndex(self.result_parts, "key")
 
     def __repr__(self) -> str:

@@ -1,14 +1,16 @@
 """The flags ``run`` and ``estimate`` share, and how they become the library's arguments.
 
 INPUT, ``--format`` and ``--column``; the request flags (language, prompt,
-model, encoding, splitting, rate limit, proxy, cache); per-row values read from a
-column of the input (``--language-column``, ``--prompt-column``).
+model, encoding, splitting, rate limit, proxy, cache, storage options); per-row
+values read from a column of the input (``--language-column``, ``--prompt-column``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
 
@@ -76,12 +78,78 @@ def add_request_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--proxy", metavar="URL", help="proxy for requests (default: HTTPS_PROXY / HTTP_PROXY)"
     )
+    add_storage_options(p)
     cache = p.add_mutually_exclusive_group()
     cache.add_argument(
         "--cache-dir", type=Path, metavar="DIR", help="cache directory (default: the user cache)"
     )
     cache.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary line")
+
+
+class _Merge(argparse.Action):
+    """Merge each value (a dict) into one ``storage_options`` dict."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        merged = dict(getattr(namespace, self.dest, None) or {})
+        merged.update(values)  # type: ignore[arg-type]
+        setattr(namespace, self.dest, merged)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """``--storage-options``: a JSON object, or ``@file`` holding one."""
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).expanduser().read_text(encoding="utf-8")
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(f"cannot read {text[1:]!r}: {exc.strerror}") from None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a JSON object (the value is not shown)") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object such as '{\"anon\": true}'")
+    return value
+
+
+def _key_value(text: str) -> dict[str, Any]:
+    """``-S KEY=VALUE``: VALUE is JSON when it parses (true, 3, {...}), else a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError("must be KEY=VALUE, e.g. endpoint_url=https://...")
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    return {key.strip(): value}
+
+
+def add_storage_options(p: argparse.ArgumentParser) -> None:
+    """Add ``--storage-options JSON`` and ``-S KEY=VALUE`` (merged into ``storage_options``)."""
+    p.add_argument(
+        "--storage-options",
+        type=_json_object,
+        action=_Merge,
+        metavar="JSON",
+        help="fsspec options for s3://, gs://, ... audio, as pandas takes them, e.g. "
+        '\'{"endpoint_url": "https://<account_id>.r2.cloudflarestorage.com"}\' or @file.json; '
+        "keep key/secret in the environment (AWS_ACCESS_KEY_ID, ...) or a file, not here",
+    )
+    p.add_argument(
+        "-S",
+        "--storage-option",
+        dest="storage_options",
+        type=_key_value,
+        action=_Merge,
+        metavar="KEY=VALUE",
+        help="one storage option (repeat it), e.g. -S anon=true; VALUE is JSON when it parses",
+    )
 
 
 def given_options(args: argparse.Namespace) -> dict[str, Any]:

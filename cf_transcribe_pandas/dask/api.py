@@ -25,7 +25,8 @@ from cf_transcribe_pandas.dask.tokens import service_for
 from cf_transcribe_pandas.engine import RunResult, assemble
 from cf_transcribe_pandas.errors import ConfigurationError
 from cf_transcribe_pandas.frames import FrameJob
-from cf_transcribe_pandas.options import TranscribeOptions, takes_options
+from cf_transcribe_pandas.options import TranscribeOptions
+from cf_transcribe_pandas.signatures import takes_options
 
 __all__ = ["DaskDataFrameAccessor", "transcribe"]
 

@@ -2,13 +2,16 @@
 
 For every row: NA is skipped; the audio's :class:`~cf_transcribe_pandas.audio.Source`
 (nothing read); its sha256 when that is cheap: in-memory audio is hashed now,
-a passed-through URL hashes its text, local files are looked up in the
-path -> sha256 memo (one batched query on path, size and mtime). Then ONE
+a passed-through URL hashes its text, local files and remote objects are
+looked up in the path -> sha256 memo (one batched query on path, size and
+mtime; for objects: URL, size and ETag, from one listing a directory or one
+``info`` call, :func:`~cf_transcribe_pandas.audio.stat_objects`). Then ONE
 cache lookup for every key known: cached rows are done here, written straight
 into the :class:`RunResult` (no object per row). The other rows become jobs:
 one per distinct key (later rows with the same audio and parameters follow
 the first), and one per row whose key is known only once its audio is read
-(local files not in the memo, fsspec files, downloaded URLs).
+(local files and objects not in the memo, downloaded URLs). A storage that
+refuses the credentials or cannot be reached stops the run (:attr:`Plan.stop`).
 """
 
 from __future__ import annotations
@@ -21,13 +24,20 @@ from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
-from cf_transcribe_pandas.audio import Source, local_path, path_stat_key, sha256_of, to_source
+from cf_transcribe_pandas.audio import (
+    Source,
+    local_path,
+    path_stat_key,
+    sha256_of,
+    stat_objects,
+    to_source,
+)
 from cf_transcribe_pandas.cache import cache_key
 from cf_transcribe_pandas.engine.context import RunContext
 from cf_transcribe_pandas.engine.control import Stopped
 from cf_transcribe_pandas.engine.outcome import Hit, Outcome, unexpected
 from cf_transcribe_pandas.engine.results import RunResult
-from cf_transcribe_pandas.errors import AudioError, TranscribeError
+from cf_transcribe_pandas.errors import AudioError, StorageAccessError, TranscribeError
 
 if TYPE_CHECKING:
     from cf_transcribe_pandas.options import TranscribeOptions
@@ -37,7 +47,7 @@ __all__ = ["Job", "Plan", "Planner", "StatKey", "key_for"]
 logger = logging.getLogger("cf_transcribe_pandas")
 
 StatKey = tuple[str, int, int]
-"""A local file's memo key: (resolved path, size, mtime_ns)."""
+"""A memo key: a local file's (resolved path, size, mtime_ns), an object's (URL, size, stamp)."""
 
 _CHECK_EVERY = 1024
 """Rows between two looks at whether the run was cancelled."""
@@ -78,6 +88,7 @@ class Plan:
         cached: Rows filled from the cache (already written into the result).
         failed: Rows that failed before anything was sent, with their error.
         skipped: NA rows.
+        stop: Why nothing can be sent (the storage refused the credentials), or None.
     """
 
     jobs: list[Job]
@@ -85,6 +96,7 @@ class Plan:
     cached: list[int]
     failed: list[tuple[int, TranscribeError]]
     skipped: list[int]
+    stop: StorageAccessError | None = None
 
 
 def key_for(
@@ -140,6 +152,8 @@ class Planner:
         self._real_dirs: dict[str, str] = {}
         self._keyed: list[tuple[int, str, StatKey | None]] = []  # (row, sha256, stat key)
         self._paths: list[tuple[int, StatKey]] = []  # local files, for the memo
+        self._objects: list[tuple[int, Source]] = []  # fsspec objects, for the memo
+        self._stop: StorageAccessError | None = None
         self._unkeyed: list[Job] = []
         self._failed: list[tuple[int, TranscribeError]] = []
         self._skipped: list[int] = []
@@ -177,7 +191,7 @@ class Planner:
         if fspath is not None:  # the usual case: no Source needed yet
             self._paths.append((row, path_stat_key(fspath, self._real_dirs)))
             return
-        source = to_source(value, fetch_urls=self._opts.fetch_urls)
+        source = self._source(row)
         if source.kind == "na":
             self._skipped.append(row)
         elif source.kind == "path":
@@ -189,25 +203,49 @@ class Planner:
             self._keyed.append((row, sha256_of(source), None))
         elif source.kind in ("bytes", "array"):
             self._keyed.append((row, sha256_of(source), None))
-        else:  # fsspec, or a URL to download: read and hashed by a worker
+        elif source.kind == "fsspec":
+            self._objects.append((row, source))
+        else:  # a URL to download: read and hashed by a worker
             self._unkeyed.append(Job(row, source))
 
+    def _stat_objects(self) -> list[tuple[int, StatKey, Source | None]]:
+        """Remote objects' memo keys from their metadata; a missing object fails its row."""
+        if not self._objects:
+            return []
+        sources = [s for _, s in self._objects]
+        stats = stat_objects(sources, self._opts.storage_options, self._cancelled.is_set)
+        self._check(0)  # cancelled meanwhile: the rows not looked at are not jobs
+        self._stop = stats.stop
+        keyed: list[tuple[int, StatKey, Source | None]] = []
+        for (row, source), key in zip(self._objects, stats.keys, strict=True):
+            if isinstance(key, AudioError):
+                self._failed.append((row, key))
+            elif key is not None:
+                keyed.append((row, key, source))
+            elif stats.stop is None:  # no ETag or the like: read to be known
+                self._unkeyed.append(Job(row, source))
+        return keyed
+
     def _read_memo(self) -> None:
-        """Local files: known by the memo (keyed), or to be read and hashed by a worker."""
+        """Local files and objects: known by the memo (keyed), or read and hashed by a worker."""
         cache = self._ctx.cache
-        if not self._paths:
+        wanted = [(row, key, None) for row, key in self._paths] + self._stat_objects()
+        if not wanted:
             return
-        found = cache.memo_get_many([k for _, k in self._paths]) if cache is not None else {}
-        for row, stat_key in self._paths:
+        found = cache.memo_get_many([k for _, k, _ in wanted]) if cache is not None else {}
+        for row, stat_key, source in wanted:
             sha = found.get(stat_key)
             if sha is not None:
                 self._keyed.append((row, sha, stat_key))
             else:
-                source = self._source(row)
+                source = source or self._source(row)
                 self._unkeyed.append(Job(row, source, stat_key=stat_key, size=stat_key[1]))
 
     def _source(self, row: int) -> Source:
-        return to_source(self._values[row], fetch_urls=self._opts.fetch_urls)
+        opts = self._opts
+        return to_source(
+            self._values[row], fetch_urls=opts.fetch_urls, storage_options=opts.storage_options
+        )
 
     def _check(self, i: int) -> None:
         if i % _CHECK_EVERY == 0 and self._cancelled.is_set():
@@ -255,4 +293,4 @@ class Planner:
             len(self._failed),
             len(self._skipped),
         )
-        return Plan(jobs, groups, cached, self._failed, self._skipped)
+        return Plan(jobs, groups, cached, self._failed, self._skipped, self._stop)

@@ -34,7 +34,7 @@ from cf_transcribe_pandas.engine.results import RunResult
 from cf_transcribe_pandas.engine.send import Sender
 from cf_transcribe_pandas.engine.store import RunStore
 from cf_transcribe_pandas.engine.threads import Offloader
-from cf_transcribe_pandas.errors import TranscribeError
+from cf_transcribe_pandas.errors import AccountError, TranscribeError
 
 if TYPE_CHECKING:
     from cf_transcribe_pandas.options import TranscribeOptions
@@ -127,6 +127,8 @@ class Run:
         return self.result
 
     def _record_plan(self, plan: Plan) -> None:
+        if plan.stop is not None:  # the storage refused the credentials: nothing is sent
+            self.control.stop(plan.stop)
         self.groups = plan.groups
         self.recorder.cached_rows(plan.cached)
         for row, exc in plan.failed:
@@ -205,6 +207,9 @@ class Run:
         label = job.source.label
         try:
             hit, prepared = await self.loader.load(job)
+        except AccountError as exc:  # the storage refused the credentials: no row can be read
+            self.control.stop(exc)
+            raise Stopped from None
         except TranscribeError as exc:
             self._fail(job.row, exc)
             return None
@@ -238,6 +243,9 @@ class Run:
         label = job.source.label
         try:
             return await self.threads.run(prepare_source, job.source, None, self.opts)
+        except AccountError as exc:  # the storage refused the credentials: no row can be read
+            self.control.stop(exc)
+            raise Stopped from None
         except TranscribeError as exc:
             return Outcome(None, with_label(exc, label))
         except Exception as exc:  # a bug must cost one row, not the run

@@ -48,7 +48,8 @@ def estimate(
         languages: One ISO-639-1 code (or None) per row, or one for all rows.
         prompts: One prompt (or None) per row, or one for all rows.
         options: The run's options (model, temperature, encode, max_part_seconds,
-            cache, rate_limit, fetch_urls, progress); or give them as keywords.
+            cache, rate_limit, fetch_urls, storage_options, progress); or give them
+            as keywords.
         price_per_minute: US dollars per audio minute; default: the model's
             published price (:data:`PRICES_PER_MINUTE`), else the cost is unknown.
         workers: Threads probing files (default: CPU count + 4, at most 32).
@@ -62,6 +63,7 @@ def estimate(
 
     Raises:
         ConfigurationError: a bad argument (checked before any file is read).
+        StorageAccessError: the storage refused the credentials or cannot be reached.
     """
     if options is None:
         if option_kwargs.get("cache", False) is None:
@@ -84,6 +86,7 @@ def estimate(
         values,
         cache=cache,
         fetch_urls=options.fetch_urls,
+        storage_options=options.storage_options,
         workers=workers,
         progress=options.progress,
     )

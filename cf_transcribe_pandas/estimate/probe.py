@@ -2,14 +2,15 @@
 
 :func:`probe_rows` turns each value into a :class:`RowProbe` in a thread pool,
 a window of rows at a time so that a million rows never sit in the pool at
-once; the hashes of local files come from the cache's path memo when it
-knows them (one lookup a window), else from reading the bytes.
+once; the hashes of local files and remote objects (by URL, size and ETag:
+metadata calls only) come from the cache's path memo when it knows them (one
+lookup a window), else from reading the bytes.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -17,7 +18,7 @@ from typing import Any, Literal
 from cf_transcribe_pandas import audio as audio_mod
 from cf_transcribe_pandas.audio import Source
 from cf_transcribe_pandas.cache import Cache
-from cf_transcribe_pandas.errors import TranscribeError
+from cf_transcribe_pandas.errors import AudioError, TranscribeError
 
 __all__ = ["RowProbe", "probe_rows"]
 
@@ -62,6 +63,7 @@ def probe_rows(
     fetch_urls: bool,
     workers: int | None,
     progress: bool,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> list[RowProbe]:
     """Probe every row, in order.
 
@@ -71,6 +73,10 @@ def probe_rows(
         fetch_urls: Download https URLs to probe them (else they pass through).
         workers: Threads (default: CPU count + 4, at most 32).
         progress: Show a tqdm progress bar.
+        storage_options: Given to fsspec for ``s3://``, ... rows.
+
+    Raises:
+        StorageAccessError: the storage refused the credentials or cannot be reached.
     """
     bar: Any = None
     if progress:
@@ -84,6 +90,7 @@ def probe_rows(
                 values,
                 cache=cache,
                 fetch_urls=fetch_urls,
+                storage=storage_options,
                 workers=workers or min(32, (os.cpu_count() or 1) + 4),
                 tick=tick,
             )
@@ -98,14 +105,22 @@ def _probe_windows(
     *,
     cache: Cache | None,
     fetch_urls: bool,
+    storage: Mapping[str, Any] | None,
     workers: int,
     tick: Callable[[int], object],
 ) -> Iterator[RowProbe]:
     """Probe every row in order, a window at a time, in a thread pool."""
+    want = cache is not None
+
+    def resolve(value: object) -> tuple[RowProbe, Any]:
+        return _resolve(value, fetch_urls, want, storage)
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cf-estimate") as pool:
         for start in range(0, len(values), _WINDOW):
             window = [values[i] for i in range(start, min(len(values), start + _WINDOW))]
-            resolved = list(pool.map(lambda v: _resolve(v, fetch_urls, cache is not None), window))
+            resolved = list(pool.map(resolve, window))
+            if want:
+                _stat_objects(resolved, storage)
             known: dict[Any, str] = {}
             stat_keys = [key for _, key in resolved if key is not None]
             if cache is not None and stat_keys:
@@ -130,10 +145,36 @@ def _fail(exc: BaseException, value: object) -> RowProbe:
     )
 
 
-def _resolve(value: object, fetch_urls: bool, want_stat: bool) -> tuple[RowProbe, Any]:
+def _stat_objects(resolved: list[tuple[RowProbe, Any]], storage: Mapping[str, Any] | None) -> None:
+    """Give the window's remote objects their memo keys (metadata calls only), in place.
+
+    Raises:
+        StorageAccessError: the storage refused the credentials or cannot be reached.
+    """
+    at = [
+        i
+        for i, (probe, _) in enumerate(resolved)
+        if probe.source is not None and probe.source.kind == "fsspec"
+    ]
+    if not at:
+        return
+    sources = [s for i in at if (s := resolved[i][0].source) is not None]
+    stats = audio_mod.stat_objects(sources, storage)
+    if stats.stop is not None:
+        raise stats.stop
+    for i, key in zip(at, stats.keys, strict=True):
+        if isinstance(key, AudioError):
+            resolved[i] = (_fail(key, None), None)
+        else:
+            resolved[i] = (resolved[i][0], key)
+
+
+def _resolve(
+    value: object, fetch_urls: bool, want_stat: bool, storage: Mapping[str, Any] | None
+) -> tuple[RowProbe, Any]:
     """Classify one value; return its probe so far and its memo key (paths only)."""
     try:
-        source = audio_mod.to_source(value, fetch_urls=fetch_urls)
+        source = audio_mod.to_source(value, fetch_urls=fetch_urls, storage_options=storage)
         if source.kind == "na":
             return RowProbe("na"), None
         stat_key = source.stat_key() if want_stat and source.kind == "path" else None
