@@ -143,7 +143,7 @@ class DataFrameAccessor:
         if not len(positions):
             return out
         redo = df.iloc[positions].cfai.transcribe(column, name, **options)
-        for target in result_columns(name, errors="coerce", provenance=True):
+        for target in result_columns(name, errors="coerce", provenance=True, timestamps="word"):
             where = out.columns.get_loc(target) if target in out.columns else None
             if isinstance(where, int):  # present once (a duplicated name is left alone)
                 values = redo[target].to_numpy() if target in redo.columns else pd.NA

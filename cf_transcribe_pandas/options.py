@@ -28,9 +28,12 @@ from cf_transcribe_pandas.client import (
     DEFAULT_MODEL,
     Credentials,
     Gateway,
+    adapter_for,
+    check_timestamps,
     normalize_language,
     validate_params,
 )
+from cf_transcribe_pandas.docfill import fill_options
 from cf_transcribe_pandas.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -70,7 +73,14 @@ class TranscribeOptions:
         prompt: Text that guides the model, or a column name / Series.
         temperature: Sampling temperature in 0..1; left out when None (the service
             uses 0).
-        model: The Workers AI model.
+        model: The Workers AI model: ``"openai/gpt-4o-transcribe"`` or
+            ``"@cf/openai/whisper-large-v3-turbo"`` (timestamps, 12x cheaper).
+        task: ``"transcribe"``, or ``"translate"`` into English (whisper only).
+        timestamps: True adds ``{output}_segments``, per row ``[{"start", "end",
+            "text"}]`` in seconds into the whole recording; ``"word"`` adds each
+            segment's ``words``. Needs a model with timestamps (whisper).
+        vad_filter: True lets the model drop non-speech first (whisper only).
+        prefix: Text the transcript is taken to start with (whisper only).
         errors: ``"raise"`` stops at the first failed row (finished rows are cached
             first); ``"coerce"`` gives failed rows NA text plus ``{output}_error`` and
             ``{output}_error_code``, and logs a one-line summary (also in
@@ -92,7 +102,8 @@ class TranscribeOptions:
             ``"flac"``/``"opus"`` always send compact 16 kHz mono; ``"original"``
             never re-encodes accepted audio.
         max_part_seconds: Longer audio is split into parts of at most this (10-1500).
-        fetch_urls: Download https URLs instead of handing them to the service.
+        fetch_urls: Download https URLs instead of handing them to the service (always,
+            for a model that takes no URL: whisper).
         provenance: Add ``{output}_cached``, ``{output}_model``, ``{output}_duration_s``.
         on_event: Called with ``RetryDetails``, ``RateChange`` and ``RowDone`` events.
         row_deadline: Seconds a row keeps waiting out 429 answers before it fails.
@@ -104,6 +115,10 @@ class TranscribeOptions:
     prompt: PerRow = None
     temperature: float | None = None
     model: str = DEFAULT_MODEL
+    task: Literal["transcribe", "translate"] | None = None
+    timestamps: bool | Literal["segment", "word"] = False
+    vad_filter: bool | None = None
+    prefix: str | None = None
     errors: Literal["raise", "coerce"] = "raise"
     cache: CacheOption = True
     concurrency: int | None = None
@@ -124,9 +139,13 @@ class TranscribeOptions:
     max_bytes_in_flight: int = 96 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        validate_params(model=self.model, language=None, temperature=self.temperature)
+        model = {k: getattr(self, k) for k in ("temperature", "task", "vad_filter", "prefix")}
+        validate_params(model=self.model, language=None, **model)
         for name, check in _CHECKS.items():
             object.__setattr__(self, name, check(getattr(self, name)))
+        object.__setattr__(self, "timestamps", check_timestamps(self.model, self.timestamps))
+        if not adapter_for(self.model).takes_urls:
+            object.__setattr__(self, "fetch_urls", True)
         if self.output is not None and not (isinstance(self.output, str) and self.output):
             raise _invalid("output", self.output, "a non-empty column name (str)")
 
@@ -226,7 +245,7 @@ def takes_options(*, without: tuple[str, ...] = ()) -> Callable[[F], F]:
         ]
         method.__signature__ = own.replace(parameters=[*leading, *keywords])  # type: ignore[attr-defined]
         documented = [n for n in option_names() if n not in without]  # `output` too
-        method.__doc__ = _fill_options(method.__doc__ or "", documented)
+        method.__doc__ = fill_options(method.__doc__ or "", documented, TranscribeOptions.__doc__)
         return method
 
     return decorate
@@ -235,38 +254,6 @@ def takes_options(*, without: tuple[str, ...] = ()) -> Callable[[F], F]:
 def option_names() -> tuple[str, ...]:
     """Every option's keyword, in order."""
     return tuple(f.name for f in dataclasses.fields(TranscribeOptions))
-
-
-def _fill_options(doc: str, names: list[str]) -> str:
-    """``doc`` with its ``{options}`` line replaced by the entries of ``names``."""
-    entries = _attribute_docs()
-    lines = []
-    for line in doc.splitlines():
-        if line.strip() != "{options}":
-            lines.append(line)
-            continue
-        pad = line[: len(line) - len(line.lstrip())]
-        for name in names:
-            first, *rest = entries[name]
-            lines.append(pad + first)
-            lines.extend(pad + "    " + more for more in rest)
-    return "\n".join(lines)
-
-
-def _attribute_docs() -> dict[str, list[str]]:
-    """Each option's entry in the class docstring's Attributes section, line by line."""
-    body = (TranscribeOptions.__doc__ or "").split("Attributes:", 1)[1]
-    entries: dict[str, list[str]] = {}
-    name = ""
-    for line in body.splitlines():
-        stripped = line.strip()
-        head = stripped.split(":", 1)[0]
-        if stripped and not line.startswith(" " * 12) and head.isidentifier():
-            name = head
-            entries[name] = [stripped]
-        elif stripped and name:
-            entries[name].append(stripped)
-    return entries
 
 
 # ---------------------------------------------------------------- the checks

@@ -39,6 +39,7 @@ __all__ = [
     "dir_bytes",
     "new_part_name",
     "part_ns",
+    "present",
     "write_parquet_atomic",
 ]
 
@@ -187,6 +188,8 @@ def _compatible(actual: pa.DataType, expected: pa.DataType) -> bool:
         return bool(pa.types.is_integer(actual))
     if pa.types.is_timestamp(expected):
         return bool(pa.types.is_timestamp(actual))
+    if pa.types.is_list(expected):  # nested: the cast in `conform` checks the rest
+        return bool(pa.types.is_list(actual) or pa.types.is_large_list(actual))
     return bool(actual == expected)
 
 
@@ -202,13 +205,23 @@ class PartDir:
         sub: The subdirectory's name.
         schema: The columns of its part files.
         warn: Where warnings about bad files go (shared by a Cache's directories).
+        added: Nullable columns added to the schema later: a file without them
+            is read with nulls there.
     """
 
-    def __init__(self, root: Path, sub: str, schema: pa.Schema, warn: WarnOnce) -> None:
+    def __init__(
+        self,
+        root: Path,
+        sub: str,
+        schema: pa.Schema,
+        warn: WarnOnce,
+        added: Sequence[str] = (),
+    ) -> None:
         self.root = root
         self.path = root / sub
         self.schema = schema
         self.warn = warn
+        self.added = frozenset(added)
         self._made = False
 
     def listing(self, *, sizes: bool = False) -> Listing:
@@ -345,17 +358,26 @@ class PartDir:
             raise BadFile(f"not a readable Parquet file ({exc})") from exc
         if file_schema.equals(self.schema, check_metadata=False):
             return pf
-        missing = [c for c in self.schema.names if c not in file_schema.names]
+        missing = [
+            c for c in self.schema.names if c not in file_schema.names and c not in self.added
+        ]
         if missing:
             raise BadFile(f"not a cache file: missing columns {missing}")
         for column in columns:
+            if column not in file_schema.names:
+                continue  # an added column, read as nulls
             actual = file_schema.field(column).type
             if not _compatible(actual, self.schema.field(column).type):
                 raise BadFile(f"column {column!r} has type {actual}")
         return pf
 
     def conform(self, table: pa.Table, columns: Sequence[str]) -> pa.Table:
-        """``columns`` of ``table`` in that order, typed as the schema says (all nullable)."""
+        """``columns`` of ``table`` in that order, typed as the schema says (all nullable);
+        an added column the file lacks is all nulls."""
+        for column in columns:
+            if column not in table.column_names:
+                kind = self.schema.field(column).type
+                table = table.append_column(column, pa.nulls(table.num_rows, kind))
         table = table.select(list(columns))
         target = pa.schema([self.schema.field(c).with_nullable(True) for c in columns])
         return table if table.schema.equals(target) else table.cast(target)
@@ -363,4 +385,11 @@ class PartDir:
     def read(self, name: str, columns: Sequence[str]) -> pa.Table:
         """Read ``columns`` of a whole part file (see :meth:`open` for errors)."""
         pf = self.open(name, columns)
-        return self.conform(pf.read(columns=list(columns), use_threads=False), columns)
+        table = pf.read(columns=present(pf, columns), use_threads=False)
+        return self.conform(table, columns)
+
+
+def present(pf: pq.ParquetFile, columns: Sequence[str]) -> list[str]:
+    """The ones of ``columns`` the file has (an older file lacks the added ones)."""
+    names = pf.schema_arrow.names
+    return [c for c in columns if c in names]

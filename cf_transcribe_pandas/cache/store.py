@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +35,7 @@ from cf_transcribe_pandas.cache.maintenance import CacheStats, ClearResult, Comp
 from cf_transcribe_pandas.cache.memo import Memo, StrPath
 from cf_transcribe_pandas.cache.parts import PartDir, WarnOnce
 from cf_transcribe_pandas.cache.rows import (
+    ADDED_COLUMNS,
     MEMO_SCHEMA,
     RESULT_COLUMNS,
     RESULT_SCHEMA,
@@ -43,11 +45,22 @@ from cf_transcribe_pandas.cache.rows import (
 )
 from cf_transcribe_pandas.cache.writer import CacheWriter
 
-__all__ = ["Cache"]
+__all__ = ["Cache", "Hit"]
 
 _RESULTS = "results"
 _MEMO = "memo"
-_HIT_COLUMNS = ("text", "duration_s", "model")
+_HIT_COLUMNS = ("text", "duration_s", "model", "detected_language", "segments")
+
+Hit = tuple[str, float | None, str, str | None, list[dict[str, Any]] | None]
+"""What a run needs of a cached row: text, duration_s, model, detected_language, segments."""
+
+
+def _segments(column: pa.ChunkedArray) -> list[Any]:
+    """A segments column as Python lists (all None, cheaply, when no row has them)."""
+    if column.null_count == len(column):
+        return [None] * len(column)
+    values: list[Any] = column.to_pylist()
+    return values
 
 
 class Cache:
@@ -78,7 +91,7 @@ class Cache:
     def __init__(self, path: StrPath | None = None) -> None:
         self.path: Path = Path(path).expanduser() if path is not None else default_cache_dir()
         warn = WarnOnce()
-        self.result_parts = PartDir(self.path, _RESULTS, RESULT_SCHEMA, warn)
+        self.result_parts = PartDir(self.path, _RESULTS, RESULT_SCHEMA, warn, ADDED_COLUMNS)
         self.memo = Memo(PartDir(self.path, _MEMO, MEMO_SCHEMA, warn))
         self._index = KeyIndex(self.result_parts, "key")
 
@@ -136,18 +149,22 @@ class Cache:
             found.update(zip(hit_keys, map(CachedRow, hit_keys, *columns), strict=True))
         return found
 
-    def lookup_results(self, keys: Iterable[str]) -> dict[str, tuple[str, float | None, str]]:
-        """Return ``{key: (text, duration_s, model)}`` for the cached ``keys``.
+    def lookup_results(self, keys: Iterable[str]) -> dict[str, Hit]:
+        """Return ``{key: (text, duration_s, model, detected_language, segments)}``
+        for the cached ``keys``.
 
         What a run needs of a hit: :meth:`lookup` without building
         :class:`CachedRow` objects (a million keys at corpus scale).
         """
-        found: dict[str, tuple[str, float | None, str]] = {}
+        found: dict[str, Hit] = {}
         for hit_keys, table in self._hits(keys, _HIT_COLUMNS):
             texts = table["text"].to_pylist()
             durations = table["duration_s"].to_pylist()
             models = shared_strings(table["model"])
-            found.update(zip(hit_keys, zip(texts, durations, models, strict=True), strict=True))
+            languages = shared_strings(table["detected_language"])
+            segments = _segments(table["segments"])
+            rows = zip(texts, durations, models, languages, segments, strict=True)
+            found.update(zip(hit_keys, rows, strict=True))
         return found
 
     def lookup_texts(self, keys: Iterable[str]) -> dict[str, str]:

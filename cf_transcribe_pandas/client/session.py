@@ -28,7 +28,7 @@ import aiohttp
 from cf_transcribe_pandas._version import __version__
 from cf_transcribe_pandas.client.credentials import Credentials
 from cf_transcribe_pandas.client.gateway import Gateway
-from cf_transcribe_pandas.client.models import DEFAULT_MODEL, ModelAdapter, adapter_for
+from cf_transcribe_pandas.client.models import DEFAULT_MODEL, ModelAdapter, Transcript, adapter_for
 from cf_transcribe_pandas.client.responses import (
     HttpAnswer,
     clip,
@@ -275,6 +275,7 @@ class Client:
         language: str | None = None,
         prompt: str | None = None,
         temperature: float | None = None,
+        **more: Any,
     ) -> str:
         """Send one audio file and return its transcript. Never retries.
 
@@ -284,6 +285,7 @@ class Client:
             language: None or an ISO-639-1 code such as ``"en"``.
             prompt: None or text that guides the transcription.
             temperature: None or a number from 0 to 1.
+            **more: The model's other options (``task``, ``vad_filter``, ``prefix``).
 
         Returns:
             The transcript (``result.text``), possibly empty for silence.
@@ -293,9 +295,20 @@ class Client:
             TranscribeError: A subclass for every failure of the request; see
                 :mod:`cf_transcribe_pandas.errors` for which are retryable.
         """
+        options = {"language": language, "prompt": prompt, "temperature": temperature, **more}
+        return (await self.transcription(file, model=model, **options)).text
+
+    async def transcription(
+        self, file: str, *, model: str = DEFAULT_MODEL, **options: Any
+    ) -> Transcript:
+        """:meth:`transcribe` (same arguments and errors), with all the model says:
+        segments, detected language, duration."""
+        language, prompt = options.pop("language", None), options.pop("prompt", None)
+        temperature = options.pop("temperature", None)
+        more = options
         adapter = adapter_for(model)
         options = adapter.check(
-            {"language": language, "temperature": temperature, "prompt": prompt}
+            {"language": language, "temperature": temperature, "prompt": prompt, **more}
         )
         url = self._route(adapter)
         if self._gateway is not None and self._gateway.use_gateway_url:

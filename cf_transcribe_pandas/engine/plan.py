@@ -32,7 +32,7 @@ from cf_transcribe_pandas.errors import AudioError, TranscribeError
 if TYPE_CHECKING:
     from cf_transcribe_pandas.options import TranscribeOptions
 
-__all__ = ["Job", "Plan", "Planner", "StatKey", "key_for"]
+__all__ = ["Job", "Plan", "Planner", "StatKey", "key_for", "model_options_of"]
 
 logger = logging.getLogger("cf_transcribe_pandas")
 
@@ -98,7 +98,19 @@ def key_for(
         prompt=prompt,
         temperature=options.temperature,
         encode=options.encode,
+        options=model_options_of(options),
     )
+
+
+def model_options_of(options: TranscribeOptions) -> dict[str, object]:
+    """The options besides language, prompt and temperature that change a model's
+    answer (None: not set), as the cache key and the cached row hold them."""
+    return {
+        "task": options.task,
+        "vad_filter": options.vad_filter,
+        "prefix": options.prefix,
+        "timestamps": options.timestamps or None,
+    }
 
 
 def _check_https(source: Source) -> None:
@@ -235,7 +247,8 @@ class Planner:
             self._check(i)
             hit = hits.get(key)
             if hit is not None:
-                texts[row], durations[row], models[row] = hit
+                texts[row], durations[row], models[row], languages, segments = hit
+                result.languages[row], result.segments[row] = languages, segments
                 flags[row] = True
                 cached.append(row)
                 continue

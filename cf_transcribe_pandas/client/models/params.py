@@ -14,7 +14,18 @@ import re
 
 from cf_transcribe_pandas.errors import ConfigurationError
 
-__all__ = ["check_file", "check_prompt", "check_temperature", "normalize_language"]
+__all__ = [
+    "TASKS",
+    "check_choice",
+    "check_file",
+    "check_flag",
+    "check_prompt",
+    "check_temperature",
+    "normalize_language",
+]
+
+TASKS = ("transcribe", "translate")
+"""What a model that translates can be asked to do (``task=``)."""
 
 _LANGUAGE_RE = re.compile(r"^[a-z]{2}$")
 _REGION_RE = re.compile(r"^([a-z]{2})[-_][a-z0-9]{2,8}$")
@@ -94,11 +105,12 @@ def _as_float(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def check_prompt(prompt: object) -> str | None:
-    """Check a prompt (text that guides the transcription).
+def check_prompt(prompt: object, name: str = "prompt") -> str | None:
+    """Check a prompt (text that guides the transcription) or another text option.
 
     Args:
         prompt: None or a str (empty is fine).
+        name: The option's name, for the message.
 
     Returns:
         The prompt, or None.
@@ -108,10 +120,37 @@ def check_prompt(prompt: object) -> str | None:
     """
     if prompt is not None and not isinstance(prompt, str):
         raise ConfigurationError(
-            f"prompt must be a str or None, not {type(prompt).__name__}.",
-            code="invalid_prompt",
+            f"{name} must be a str or None, not {type(prompt).__name__}.",
+            code=f"invalid_{name}",
         )
     return prompt
+
+
+def check_flag(value: object, name: str) -> bool | None:
+    """Check an on/off option: None (not sent), True or False (numpy's bool too).
+
+    Raises:
+        ConfigurationError: Anything else.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if type(value).__name__ == "bool_":  # numpy.bool_
+        return bool(value)
+    raise ConfigurationError(
+        f"{name} must be True, False or None, not {value!r}.", code=f"invalid_{name}"
+    )
+
+
+def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str | None:
+    """Check an option that is one of a few words (or None, not sent).
+
+    Raises:
+        ConfigurationError: Anything else; the message lists the choices.
+    """
+    if value is None or value in choices:
+        return value
+    shown = " or ".join(repr(c) for c in choices)
+    raise ConfigurationError(f"{name} must be {shown}, not {value!r}.", code=f"invalid_{name}")
 
 
 def check_file(file: object) -> str:
