@@ -173,6 +173,12 @@ class TranscribeOptions:
         """A copy with ``changes``, checked again."""
         return dataclasses.replace(self, **changes)
 
+    def model_options(self) -> dict[str, object]:
+        """The options besides language, prompt and temperature that change the model's
+        answer (None: not set), as cache keys and cached rows hold them."""
+        names = ("task", "vad_filter", "prefix", "timestamps")
+        return {name: getattr(self, name) or None for name in names}
+
     @property
     def requests_in_flight(self) -> int:
         """``concurrency`` resolved: the most requests in flight (64 when None)."""

@@ -32,7 +32,7 @@ from cf_transcribe_pandas.errors import AudioError, TranscribeError
 if TYPE_CHECKING:
     from cf_transcribe_pandas.options import TranscribeOptions
 
-__all__ = ["Job", "Plan", "Planner", "StatKey", "key_for", "model_options_of"]
+__all__ = ["Job", "Plan", "Planner", "StatKey", "key_for"]
 
 logger = logging.getLogger("cf_transcribe_pandas")
 
@@ -98,19 +98,8 @@ def key_for(
         prompt=prompt,
         temperature=options.temperature,
         encode=options.encode,
-        options=model_options_of(options),
+        options=options.model_options(),
     )
-
-
-def model_options_of(options: TranscribeOptions) -> dict[str, object]:
-    """The options besides language, prompt and temperature that change a model's
-    answer (None: not set), as the cache key and the cached row hold them."""
-    return {
-        "task": options.task,
-        "vad_filter": options.vad_filter,
-        "prefix": options.prefix,
-        "timestamps": options.timestamps or None,
-    }
 
 
 def _check_https(source: Source) -> None:

@@ -66,9 +66,7 @@ class RunResult:
         return f"{len(failed):,} of {self.n:,} rows failed: {detail}; {how}"
 
 
-SEGMENT_ONLY = pa.list_(
-    pa.struct([f for f in SEGMENTS.value_type if f.name != "words"])
-)
+SEGMENT_ONLY = pa.list_(pa.struct([f for f in SEGMENTS.value_type if f.name != "words"]))
 """``{output}_segments`` with ``timestamps=True``: start, end and text."""
 
 

@@ -28,7 +28,7 @@ from cf_transcribe_pandas.engine.control import RunControl, Stopped
 from cf_transcribe_pandas.engine.load import Loader, prepare_source
 from cf_transcribe_pandas.engine.outcome import Outcome, unexpected, with_label
 from cf_transcribe_pandas.engine.pacing import Limiter, RateLimiter
-from cf_transcribe_pandas.engine.plan import Job, Plan, Planner, model_options_of
+from cf_transcribe_pandas.engine.plan import Job, Plan, Planner
 from cf_transcribe_pandas.engine.progress import Recorder
 from cf_transcribe_pandas.engine.results import RunResult
 from cf_transcribe_pandas.engine.send import Sender
@@ -265,7 +265,7 @@ class Run:
                 encode=opts.encode,
                 duration_s=outcome.duration,
                 key=job.key,  # key_for made it of the same fields
-                options=model_options_of(opts),
+                options=opts.model_options(),
                 detected_language=outcome.language,
                 segments=outcome.segments,
             )
