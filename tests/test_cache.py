@@ -830,8 +830,7 @@ def test_lookups_of_every_size_agree(tmp_path: Path) -> None:
     assert full == {r.key: r for r in rows}
     brief = Cache(tmp_path).lookup_results(reversed(keys))
     assert brief == {
-        k: (r.text, r.duration_s, r.model, r.detected_language, r.segments)
-        for k, r in full.items()
+        k: (r.text, r.duration_s, r.model, r.detected_language, r.segments) for k, r in full.items()
     }
     assert Cache(tmp_path).lookup_texts(keys + keys) == {k: r.text for k, r in full.items()}
     one = Cache(tmp_path)

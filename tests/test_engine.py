@@ -354,8 +354,7 @@ def test_lookup_results_agrees_with_lookup(tmp_path: Path) -> None:
     brief = Cache(tmp_path / "cache").lookup_results(keys)
     assert set(brief) == set(full) == {r.key for r in rows}
     assert brief == {
-        k: (r.text, r.duration_s, r.model, r.detected_language, r.segments)
-        for k, r in full.items()
+        k: (r.text, r.duration_s, r.model, r.detected_language, r.segments) for k, r in full.items()
     }
 
 

@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 
-from cf_transcribe_pandas.cache import SEGMENTS
 from cf_transcribe_pandas.errors import TranscribeError
 
 __all__ = ["RunResult", "assemble", "result_columns"]
@@ -66,10 +64,6 @@ class RunResult:
         return f"{len(failed):,} of {self.n:,} rows failed: {detail}; {how}"
 
 
-SEGMENT_ONLY = pa.list_(pa.struct([f for f in SEGMENTS.value_type if f.name != "words"]))
-"""``{output}_segments`` with ``timestamps=True``: start, end and text."""
-
-
 def result_columns(
     output: str, *, errors: str, provenance: bool, timestamps: str | None = None
 ) -> list[str]:
@@ -85,10 +79,23 @@ def result_columns(
     return names
 
 
+_SEGMENT_KEYS = ("start", "end", "text")
+
+
 def segments_array(values: list[Any], timestamps: str) -> Any:
-    """The ``{output}_segments`` column: a list of struct (Arrow), NA for rows without."""
-    kind = SEGMENTS if timestamps == "word" else SEGMENT_ONLY
-    return pd.array(pa.array(values, kind), dtype=pd.ArrowDtype(kind))
+    """The ``{output}_segments`` column: per row a list of ``{"start", "end", "text"}``
+    dicts (plus ``"words"`` for ``"word"``), None for rows without. An object column,
+    so ``to_parquet`` stores it as list<struct> and ``read_parquet`` reads it back
+    (pandas cannot read a nested ``ArrowDtype`` column back from Parquet)."""
+    keys = (*_SEGMENT_KEYS, "words") if timestamps == "word" else _SEGMENT_KEYS
+    shaped = [
+        None if row is None else [{k: seg.get(k) for k in keys} for seg in row] for row in values
+    ]
+    if timestamps == "word":
+        for row in shaped:
+            for seg in row or []:
+                seg["words"] = list(seg["words"] or [])
+    return pd.array(shaped, dtype=object)
 
 
 def assemble(
