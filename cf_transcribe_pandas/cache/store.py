@@ -149,21 +149,23 @@ class Cache:
             found.update(zip(hit_keys, map(CachedRow, hit_keys, *columns), strict=True))
         return found
 
-    def lookup_results(self, keys: Iterable[str]) -> dict[str, Hit]:
+    def lookup_results(self, keys: Iterable[str], *, segments: bool = True) -> dict[str, Hit]:
         """Return ``{key: (text, duration_s, model, detected_language, segments)}``
         for the cached ``keys``.
 
         What a run needs of a hit: :meth:`lookup` without building
-        :class:`CachedRow` objects (a million keys at corpus scale).
+        :class:`CachedRow` objects (a million keys at corpus scale). With
+        ``segments=False`` that column is not read (None in every hit).
         """
         found: dict[str, Hit] = {}
-        for hit_keys, table in self._hits(keys, _HIT_COLUMNS):
+        columns = _HIT_COLUMNS if segments else _HIT_COLUMNS[:-1]
+        for hit_keys, table in self._hits(keys, columns):
             texts = table["text"].to_pylist()
             durations = table["duration_s"].to_pylist()
             models = shared_strings(table["model"])
             languages = shared_strings(table["detected_language"])
-            segments = _segments(table["segments"])
-            rows = zip(texts, durations, models, languages, segments, strict=True)
+            timed = _segments(table["segments"]) if segments else [None] * len(texts)
+            rows = zip(texts, durations, models, languages, timed, strict=True)
             found.update(zip(hit_keys, rows, strict=True))
         return found
 

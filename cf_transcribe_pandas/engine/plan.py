@@ -164,7 +164,8 @@ class Planner:
         self._keyed.sort(key=itemgetter(0))
         keys = self._keys()
         cache = self._ctx.cache
-        hits = cache.lookup_results(keys) if cache is not None and keys else {}
+        timed = self._opts.timestamps is not None and self._opts.timestamps is not False
+        hits = cache.lookup_results(keys, segments=timed) if cache is not None and keys else {}
         return self._group(keys, hits, result)
 
     def _classify(self, row: int) -> None:
