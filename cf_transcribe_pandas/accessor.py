@@ -258,9 +258,10 @@ class SeriesAccessor:
         return _estimate(frame, _SERIES_COLUMN, price_per_minute, options)
 
     def _job(self, output: str | None, options: dict[str, Any]) -> FrameJob:
-        if "provenance" in options:
+        if "provenance" in options or options.get("timestamps") not in (False, None):
+            name = "provenance" if "provenance" in options else "timestamps"
             raise ConfigurationError(
-                "provenance= is for df.cfai.transcribe (it adds columns)", code="invalid_option"
+                f"{name}= is for df.cfai.transcribe (it adds columns)", code="invalid_option"
             )
         series = self._series
         if output is None:

@@ -29,6 +29,7 @@ from cf_transcribe_pandas.client import (
     Credentials,
     Gateway,
     adapter_for,
+    check_gateway,
     check_timestamps,
     normalize_language,
     validate_params,
@@ -144,6 +145,7 @@ class TranscribeOptions:
         for name, check in _CHECKS.items():
             object.__setattr__(self, name, check(getattr(self, name)))
         object.__setattr__(self, "timestamps", check_timestamps(self.model, self.timestamps))
+        check_gateway(adapter_for(self.model), self.gateway)  # type: ignore[arg-type]
         if not adapter_for(self.model).takes_urls:
             object.__setattr__(self, "fetch_urls", True)
         if self.output is not None and not (isinstance(self.output, str) and self.output):

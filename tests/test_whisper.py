@@ -126,6 +126,25 @@ def test_an_option_the_model_does_not_take_is_a_clear_error_before_any_request(
     assert emulator.requests() == []
 
 
+def test_a_gateway_named_in_the_body_is_refused_for_whisper_before_any_request(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigurationError, match="use_gateway_url"):
+        pd.DataFrame({"audio": [WAV]}).cfai.transcribe(
+            "audio", model=WHISPER, gateway="gw", **emulator_kwargs(emulator, tmp_path)
+        )
+    assert TranscribeOptions(gateway="gw").gateway is not None  # gpt-4o takes it
+    assert emulator.requests() == []
+
+
+def test_a_series_has_no_segments_column_to_add(emulator: Emulator, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"timestamps= is for df\.cfai\.transcribe"):
+        pd.Series([WAV]).cfai.transcribe(
+            model=WHISPER, timestamps=True, **emulator_kwargs(emulator, tmp_path)
+        )
+    assert emulator.requests() == []
+
+
 def test_whisper_downloads_urls_itself() -> None:
     assert TranscribeOptions(model=WHISPER).fetch_urls is True
     assert TranscribeOptions().fetch_urls is False

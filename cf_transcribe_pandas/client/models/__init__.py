@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from cf_transcribe_pandas.client.models.base import ModelAdapter, Segment, Transcript
 from cf_transcribe_pandas.client.models.gpt4o_transcribe import Gpt4oTranscribe
-from cf_transcribe_pandas.client.models.params import TASKS, normalize_language
+from cf_transcribe_pandas.client.models.params import TASKS, check_gateway, normalize_language
 from cf_transcribe_pandas.client.models.registry import (
     DEFAULT_MODEL,
     MODELS,
@@ -39,6 +39,7 @@ __all__ = [
     "WhisperLargeV3Turbo",
     "adapter_for",
     "build_body",
+    "check_gateway",
     "check_timestamps",
     "normalize_language",
     "validate_params",

@@ -67,6 +67,8 @@ class ModelAdapter(ABC):
     """Whether the model takes an https URL as its file (else the audio is sent)."""
     price_per_minute: ClassVar[float | None] = None
     """US dollars per minute of audio, as published (None: unknown)."""
+    gateway_in_body: ClassVar[bool] = True
+    """Whether an AI Gateway can be named in the body (else only its own URL reaches it)."""
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -11,14 +11,20 @@ from __future__ import annotations
 import math
 import numbers
 import re
+from typing import TYPE_CHECKING
 
 from cf_transcribe_pandas.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from cf_transcribe_pandas.client.gateway import Gateway
+    from cf_transcribe_pandas.client.models.base import ModelAdapter
 
 __all__ = [
     "TASKS",
     "check_choice",
     "check_file",
     "check_flag",
+    "check_gateway",
     "check_prompt",
     "check_temperature",
     "normalize_language",
@@ -173,3 +179,18 @@ def check_file(file: object) -> str:
             code="invalid_file",
         )
     return file
+
+
+def check_gateway(adapter: ModelAdapter, gateway: Gateway | None) -> None:
+    """Check that ``adapter``'s model can be reached through ``gateway`` as configured.
+
+    Raises:
+        ConfigurationError: The gateway is to be named in the body, which the model's
+            route does not take (use the gateway's own URL).
+    """
+    if gateway is not None and not gateway.use_gateway_url and not adapter.gateway_in_body:
+        raise ConfigurationError(
+            f"The model {adapter.name!r} is reached through an AI Gateway by the gateway's "
+            "own URL: pass gateway={'id': ..., 'use_gateway_url': True}.",
+            code="invalid_gateway",
+        )

@@ -27,6 +27,7 @@ from cf_transcribe_pandas.client.models.params import (
     TASKS,
     check_choice,
     check_flag,
+    check_gateway,
     check_prompt,
     normalize_language,
 )
@@ -81,6 +82,7 @@ class WhisperLargeV3Turbo(ModelAdapter):
     options = ("language", "prompt", "task", "vad_filter", "prefix")
     timestamps = True
     takes_urls = False
+    gateway_in_body = False
     price_per_minute = 0.00051
     """Cloudflare's published price (the model's page and schema file, 2026)."""
 
@@ -131,12 +133,7 @@ class WhisperLargeV3Turbo(ModelAdapter):
             ConfigurationError: ``file`` is not a base64 data URI, or a gateway
                 is asked for in the body (use ``use_gateway_url=True``).
         """
-        if gateway is not None and not gateway.use_gateway_url:
-            raise ConfigurationError(
-                f"The model {self.name!r} is reached through an AI Gateway by the gateway's "
-                "own URL: pass gateway={'id': ..., 'use_gateway_url': True}.",
-                code="invalid_gateway",
-            )
+        check_gateway(self, gateway)
         return self.input(file, options)
 
     def parse(self, data: Any) -> Transcript | None:
