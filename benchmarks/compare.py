@@ -28,6 +28,9 @@ Scenarios (the emulator's settings; concurrency 64 everywhere):
   (429 code 3040 + ``Retry-After`` beyond), 0.3 s per run; the library gets
   ``rate_limit=600``. At least 60 s of steady state (``--quick``: about 12 s).
   Ratio: rows/s over the limit (10/s).
+- ``rate-bound-whisper``: ``rate-bound`` with ``@cf/openai/whisper-large-v3-turbo``
+  (its own route, raw base64 audio; the library with ``timestamps=True``), the
+  library and the bare loop only. Ratio: over the limit.
 - ``rate-bound-10s``: the same 600/min, enforced as 100 per sliding
   10 s: a service that does not let a client spend a minute's allowance in a
   burst, where bursts and retries turn into 429 storms. Ratio: over the limit.
@@ -99,6 +102,7 @@ import cf_transcribe_pandas  # noqa: F401  (registers df.cfai)
 from cf_transcribe_pandas.emulator import Emulator
 
 MODEL = "openai/gpt-4o-transcribe"
+WHISPER = "@cf/openai/whisper-large-v3-turbo"
 CONCURRENCY = 64
 LIBRARY = "cf-transcribe-pandas"
 MAX_ATTEMPTS = 10
@@ -123,6 +127,7 @@ class Scenario:
     limit_per_s: float | None = None
     what: str = ""
     rounds: int = 1  # the library and the bare loop alternate this many times; medians shown
+    model: str = MODEL  # another model: the library and the bare loop only
 
 
 def scenarios(quick: bool) -> list[Scenario]:
@@ -137,6 +142,18 @@ def scenarios(quick: bool) -> list[Scenario]:
             ratio_to="limit",
             limit_per_s=10.0,
             what="600 requests/min sliding window, 0.3 s per run; rate_limit=600",
+        ),
+        Scenario(
+            "rate-bound-whisper",
+            rows=120 if quick else 660,
+            sequential_rows=0,
+            faults={"rpm_limit": 600, "latency": 0.3},
+            rate_limit=600,
+            ratio_to="limit",
+            limit_per_s=10.0,
+            what="rate-bound with @cf/openai/whisper-large-v3-turbo (its own route, raw "
+            "base64 audio, timestamps=True); the library and the bare loop",
+            model=WHISPER,
         ),
         Scenario(
             "rate-bound-10s",
@@ -312,6 +329,8 @@ def run_library(emu: Emulator, paths: list[Path], sc: Scenario, cache_root: Path
             progress=False,
             concurrency=CONCURRENCY,
             rate_limit=sc.rate_limit,
+            model=sc.model,
+            timestamps=sc.model == WHISPER,
             account_id=emu.account_id,
             api_token=emu.token,
             base_url=emu.base_url,
@@ -319,9 +338,16 @@ def run_library(emu: Emulator, paths: list[Path], sc: Scenario, cache_root: Path
     return int(out["audio_text"].notna().sum())
 
 
-async def run_bare(emu: Emulator, paths: list[Path]) -> int:
+def bare_body(path: Path, model: str) -> str:
+    """The JSON a script would post: the unified body, or whisper's raw base64 input."""
+    if model == WHISPER:
+        return json.dumps({"audio": base64.b64encode(path.read_bytes()).decode("ascii")})
+    return json.dumps({"model": MODEL, "input": {"file": data_uri(path)}})
+
+
+async def run_bare(emu: Emulator, paths: list[Path], model: str = MODEL) -> int:
     """The bare aiohttp loop: a semaphore, one session, the same bodies; returns rows finished."""
-    url = emu.run_url()
+    url = emu.run_url(model) if model != MODEL else emu.run_url()
     headers = {"Authorization": f"Bearer {emu.token}", "Content-Type": "application/json"}
     sem = asyncio.Semaphore(CONCURRENCY)
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
@@ -329,7 +355,7 @@ async def run_bare(emu: Emulator, paths: list[Path]) -> int:
 
         async def one(path: Path) -> bool:
             async with sem:
-                body = json.dumps({"model": MODEL, "input": {"file": data_uri(path)}})
+                body = bare_body(path, model)
                 for _ in range(MAX_ATTEMPTS):
                     retry_after = None
                     try:
@@ -433,7 +459,7 @@ def run_scenario(
     rows = paths[: sc.rows]
     runs: dict[str, tuple[list[Path], Callable[[], int]]] = {
         LIBRARY: (rows, lambda: run_library(emu, rows, sc, cache_root)),
-        "bare aiohttp": (rows, lambda: asyncio.run(run_bare(emu, rows))),
+        "bare aiohttp": (rows, lambda: asyncio.run(run_bare(emu, rows, sc.model))),
         "cloudflare SDK": (rows, lambda: asyncio.run(run_sdk(emu, rows))),
         "requests, sequential": (
             rows[: sc.sequential_rows],
@@ -445,6 +471,8 @@ def run_scenario(
         for client in clients:
             if client == "requests, sequential" and not sc.sequential_rows:
                 continue  # shown where it says something: latency- and cpu-bound (and --quick)
+            if sc.model != MODEL and client not in (LIBRARY, "bare aiohttp"):
+                continue  # the SDK and the loop send gpt-4o-transcribe's body
             if round_ and client not in (LIBRARY, "bare aiohttp"):
                 continue
             subset, fn = runs[client]
@@ -523,7 +551,7 @@ def verdicts(results: dict[str, list[Outcome]], by_name: dict[str, Scenario]) ->
     def mark(ok: bool) -> str:
         return "PASS" if ok else "MISS"
 
-    for name in ("rate-bound", "rate-bound-10s", "rate-bound-block"):
+    for name in ("rate-bound", "rate-bound-whisper", "rate-bound-10s", "rate-bound-block"):
         lib = get(name, LIBRARY)
         sc = by_name.get(name)
         if lib is not None and sc is not None and sc.limit_per_s:

@@ -31,6 +31,7 @@ from cf_transcribe_pandas.errors import (
     TranscribeError,
 )
 from cf_transcribe_pandas.options import TranscribeOptions
+from cf_transcribe_pandas.subtitles import to_srt, to_vtt
 
 __all__ = [
     "AccountError",
@@ -60,4 +61,6 @@ __all__ = [
     "TranscribeError",
     "TranscribeOptions",
     "__version__",
+    "to_srt",
+    "to_vtt",
 ]

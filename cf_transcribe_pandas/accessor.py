@@ -22,17 +22,21 @@ from cf_transcribe_pandas.options import TranscribeOptions
 from cf_transcribe_pandas.signatures import takes_options
 
 if TYPE_CHECKING:
-    from cf_transcribe_pandas.estimate import Estimate
+    from cf_transcribe_pandas.estimate import Estimate, ModelComparison
+    from cf_transcribe_pandas.wer import ErrorRates
 
 __all__ = ["DataFrameAccessor", "SeriesAccessor"]
 
 _SERIES_COLUMN = "__cfai_audio__"
 
 
-def _estimate(df: pd.DataFrame, column: Hashable, price: float | None, options: Any) -> Estimate:
+def _estimate(
+    df: pd.DataFrame, column: Hashable, price: float | None, options: Any
+) -> Estimate | ModelComparison:
     from cf_transcribe_pandas.estimate import estimate
 
     options.setdefault("progress", False)
+    compare = options.pop("compare_models", False)
     checked = TranscribeOptions.from_kwargs(**options)
     return estimate(
         column_values(df, column).tolist(),
@@ -41,6 +45,7 @@ def _estimate(df: pd.DataFrame, column: Hashable, price: float | None, options: 
         options=checked,
         price_per_minute=price,
         index=df.index,
+        compare_models=compare,
     )
 
 
@@ -144,16 +149,40 @@ class DataFrameAccessor:
         if not len(positions):
             return out
         redo = df.iloc[positions].cfai.transcribe(column, name, **options)
-        for target in result_columns(name, errors="coerce", provenance=True):
+        for target in result_columns(name, errors="coerce", provenance=True, timestamps="word"):
             where = out.columns.get_loc(target) if target in out.columns else None
             if isinstance(where, int):  # present once (a duplicated name is left alone)
                 values = redo[target].to_numpy() if target in redo.columns else pd.NA
                 out.iloc[positions, where] = values
         return out
 
+    def wer(self, reference: str, hypothesis: str) -> ErrorRates:
+        """Word and character error rates of a transcript column against references.
+
+        Both texts are normalized first (:func:`cf_transcribe_pandas.wer.normalize_text`:
+        NFKC, lower case, punctuation to spaces, whitespace collapsed), then scored
+        with ``jiwer`` (the ``eval`` extra). Rows with an NA on either side or an
+        empty reference are skipped.
+
+        Args:
+            reference: The column of reference (true) texts.
+            hypothesis: The column of transcripts, e.g. ``"audio_text"``.
+
+        Returns:
+            :class:`~cf_transcribe_pandas.wer.ErrorRates`: ``.wer`` and ``.cer`` of the
+            corpus (all errors over all reference words or characters), ``.per_row``
+            (each row's WER, a Series on the frame's index), counts.
+
+        Raises:
+            ConfigurationError: a missing column, jiwer not installed, or no row to score.
+        """
+        from cf_transcribe_pandas.wer import error_rates
+
+        return error_rates(self._df, reference, hypothesis)
+
     def estimate(
         self, column: Hashable, *, price_per_minute: float | None = None, **options: Any
-    ) -> Estimate:
+    ) -> Estimate | ModelComparison:
         """What :meth:`transcribe` would send and cost, sending nothing.
 
         Every row is probed (headers only) and hashed; duplicates and rows already in
@@ -165,12 +194,15 @@ class DataFrameAccessor:
                 published price, when known).
             **options: Options of :meth:`transcribe` (those that change what is sent:
                 language, prompt, temperature, model, cache, rate_limit, encode,
-                max_part_seconds, fetch_urls; ``progress`` is off by default here).
+                max_part_seconds, fetch_urls; ``progress`` is off by default here), and
+                ``compare_models=True`` (or a list of models) to estimate every model.
 
         Returns:
             An :class:`~cf_transcribe_pandas.estimate.Estimate`: rows, audio minutes,
             requests, upload bytes, expected cost and time; ``print()`` it for a
-            summary, ``.to_frame()`` for one row per input row.
+            summary, ``.to_frame()`` for one row per input row. With
+            ``compare_models``, a :class:`~cf_transcribe_pandas.estimate.ModelComparison`
+            (one estimate a model; ``.to_frame()``: one row a model).
 
         Raises:
             ConfigurationError: a bad argument (before any file is read).
@@ -219,15 +251,18 @@ class SeriesAccessor:
         with self._partial_as_series(job):
             return self._text(await job.run(), job)
 
-    def estimate(self, *, price_per_minute: float | None = None, **options: Any) -> Estimate:
+    def estimate(
+        self, *, price_per_minute: float | None = None, **options: Any
+    ) -> Estimate | ModelComparison:
         """:meth:`DataFrameAccessor.estimate` for this Series' audio; sends nothing."""
         frame = self._series.to_frame(name=_SERIES_COLUMN)
         return _estimate(frame, _SERIES_COLUMN, price_per_minute, options)
 
     def _job(self, output: str | None, options: dict[str, Any]) -> FrameJob:
-        if "provenance" in options:
+        if "provenance" in options or options.get("timestamps") not in (False, None):
+            name = "provenance" if "provenance" in options else "timestamps"
             raise ConfigurationError(
-                "provenance= is for df.cfai.transcribe (it adds columns)", code="invalid_option"
+                f"{name}= is for df.cfai.transcribe (it adds columns)", code="invalid_option"
             )
         series = self._series
         if output is None:

@@ -196,6 +196,7 @@ class FrameJob:
             output=self.output,
             errors=options.errors,
             provenance=options.provenance,
+            timestamps=options.timestamps or None,  # type: ignore[arg-type]
         )
         summary = result.summary()
         if summary is not None:

@@ -28,7 +28,10 @@ from cf_transcribe_pandas.client import (
     DEFAULT_MODEL,
     Credentials,
     Gateway,
+    adapter_for,
+    check_gateway,
     check_proxy,
+    check_timestamps,
     normalize_language,
     validate_params,
 )
@@ -68,7 +71,14 @@ class TranscribeOptions:
         prompt: Text that guides the model, or a column name / Series.
         temperature: Sampling temperature in 0..1; left out when None (the service
             uses 0).
-        model: The Workers AI model.
+        model: The Workers AI model: ``"openai/gpt-4o-transcribe"`` or
+            ``"@cf/openai/whisper-large-v3-turbo"`` (timestamps, 12x cheaper).
+        task: ``"transcribe"``, or ``"translate"`` into English (whisper only).
+        timestamps: True adds ``{output}_segments``, per row ``[{"start", "end",
+            "text"}]`` in seconds into the whole recording; ``"word"`` adds each
+            segment's ``words``. Needs a model with timestamps (whisper).
+        vad_filter: True lets the model drop non-speech first (whisper only).
+        prefix: Text the transcript is taken to start with (whisper only).
         errors: ``"raise"`` stops at the first failed row (finished rows are cached
             first); ``"coerce"`` gives failed rows NA text plus ``{output}_error`` and
             ``{output}_error_code``, and logs a one-line summary (also in
@@ -90,7 +100,8 @@ class TranscribeOptions:
             ``"flac"``/``"opus"`` always send compact 16 kHz mono; ``"original"``
             never re-encodes accepted audio.
         max_part_seconds: Longer audio is split into parts of at most this (10-1500).
-        fetch_urls: Download https URLs instead of handing them to the service.
+        fetch_urls: Download https URLs instead of handing them to the service (always,
+            for a model that takes no URL: whisper).
         storage_options: Given to fsspec for ``s3://``, ``gs://``, ... audio, as pandas
             does (``endpoint_url``, ``key``/``secret``, ``profile``, ``anon``, ...;
             ``headers`` for downloaded URLs). Secret values are never shown.
@@ -106,6 +117,10 @@ class TranscribeOptions:
     prompt: PerRow = None
     temperature: float | None = None
     model: str = DEFAULT_MODEL
+    task: Literal["transcribe", "translate"] | None = None
+    timestamps: bool | Literal["segment", "word"] = False
+    vad_filter: bool | None = None
+    prefix: str | None = None
     errors: Literal["raise", "coerce"] = "raise"
     cache: CacheOption = True
     concurrency: int | None = None
@@ -128,9 +143,14 @@ class TranscribeOptions:
     proxy: str | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        validate_params(model=self.model, language=None, temperature=self.temperature)
+        model = {k: getattr(self, k) for k in ("temperature", "task", "vad_filter", "prefix")}
+        validate_params(model=self.model, language=None, **model)
         for name, check in _CHECKS.items():
             object.__setattr__(self, name, check(getattr(self, name)))
+        object.__setattr__(self, "timestamps", check_timestamps(self.model, self.timestamps))
+        check_gateway(adapter_for(self.model), self.gateway)  # type: ignore[arg-type]
+        if not adapter_for(self.model).takes_urls:
+            object.__setattr__(self, "fetch_urls", True)
         if self.output is not None and not (isinstance(self.output, str) and self.output):
             raise _invalid("output", self.output, "a non-empty column name (str)")
 
@@ -157,6 +177,12 @@ class TranscribeOptions:
     def replace(self, **changes: Any) -> TranscribeOptions:
         """A copy with ``changes``, checked again."""
         return dataclasses.replace(self, **changes)
+
+    def model_options(self) -> dict[str, object]:
+        """The options besides language, prompt and temperature that change the model's
+        answer (None: not set), as cache keys and cached rows hold them."""
+        names = ("task", "vad_filter", "prefix", "timestamps")
+        return {name: getattr(self, name) or None for name in names}
 
     @property
     def requests_in_flight(self) -> int:

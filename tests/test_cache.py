@@ -711,6 +711,9 @@ def test_stats_export_clear(tmp_path: Path) -> None:
         "duration_s",
         "created_at",
         "version",
+        "options",
+        "detected_language",
+        "segments",
     ]
     assert table["created_at"].to_pylist()[0] == other.created_at  # oldest first
     assert sorted(table["key"].to_pylist()) == sorted(r.key for r in [*rows, other])
@@ -762,7 +765,7 @@ def test_a_long_run_leaves_few_files_and_loses_no_row(tmp_path: Path) -> None:
     assert Cache(tmp_path).lookup(keys) == {r.key: r for r in rows}
     assert len(cache) == 5000
     for i in range(0, 5000, 499):  # one-key lookups, as a run makes for rows hashed late
-        assert cache.lookup_results([keys[i]]) == {keys[i]: (rows[i].text, None, MODEL)}
+        assert cache.lookup_results([keys[i]]) == {keys[i]: (rows[i].text, None, MODEL, None, None)}
     assert not list((tmp_path / "results").glob(".*"))
 
 
@@ -826,7 +829,9 @@ def test_lookups_of_every_size_agree(tmp_path: Path) -> None:
     full = Cache(tmp_path).lookup([*keys, "0" * 64, "", "not a key"])
     assert full == {r.key: r for r in rows}
     brief = Cache(tmp_path).lookup_results(reversed(keys))
-    assert brief == {k: (r.text, r.duration_s, r.model) for k, r in full.items()}
+    assert brief == {
+        k: (r.text, r.duration_s, r.model, r.detected_language, r.segments) for k, r in full.items()
+    }
     assert Cache(tmp_path).lookup_texts(keys + keys) == {k: r.text for k, r in full.items()}
     one = Cache(tmp_path)
     assert all(one.lookup([k]) == {k: full[k]} for k in keys[::10])

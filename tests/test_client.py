@@ -474,7 +474,7 @@ def test_bad_prompt() -> None:
 
 
 def test_each_model_has_its_adapter_and_other_names_get_the_unified_form() -> None:
-    assert list(MODELS) == [DEFAULT_MODEL]
+    assert list(MODELS) == [DEFAULT_MODEL, "@cf/openai/whisper-large-v3-turbo"]
     assert adapter_for(DEFAULT_MODEL) is MODELS[DEFAULT_MODEL]
     other = adapter_for("@cf/openai/whisper")
     assert other.name == "@cf/openai/whisper"

@@ -354,7 +354,9 @@ def test_lookup_results_agrees_with_lookup(tmp_path: Path) -> None:
     full = Cache(tmp_path / "cache").lookup(keys)
     brief = Cache(tmp_path / "cache").lookup_results(keys)
     assert set(brief) == set(full) == {r.key for r in rows}
-    assert brief == {k: (r.text, r.duration_s, r.model) for k, r in full.items()}
+    assert brief == {
+        k: (r.text, r.duration_s, r.model, r.detected_language, r.segments) for k, r in full.items()
+    }
 
 
 # ---------------------------------------------------------------- local paths and the memo

@@ -43,6 +43,8 @@ EXPORTED = {
     "TranscribeError",
     "TranscribeOptions",
     "__version__",
+    "to_srt",  # issue 17: subtitles from {output}_segments
+    "to_vtt",
 }
 
 # docs/design.md "Public API": the argument names, in order, and their defaults.

@@ -16,8 +16,8 @@ from cf_transcribe_pandas.cache.keys import (
 )
 from cf_transcribe_pandas.cache.maintenance import CacheStats, ClearResult, CompactResult
 from cf_transcribe_pandas.cache.parts import STALE_TEMP_SECONDS
-from cf_transcribe_pandas.cache.rows import MEMO_SCHEMA, RESULT_SCHEMA, CachedRow
-from cf_transcribe_pandas.cache.store import Cache
+from cf_transcribe_pandas.cache.rows import MEMO_SCHEMA, RESULT_SCHEMA, SEGMENTS, CachedRow
+from cf_transcribe_pandas.cache.store import Cache, Hit
 from cf_transcribe_pandas.cache.writer import CacheWriter
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "CACHE_SCHEMA_VERSION",
     "MEMO_SCHEMA",
     "RESULT_SCHEMA",
+    "SEGMENTS",
     "STALE_TEMP_SECONDS",
     "Cache",
     "CacheStats",
@@ -32,6 +33,7 @@ __all__ = [
     "CachedRow",
     "ClearResult",
     "CompactResult",
+    "Hit",
     "cache_key",
     "default_cache_dir",
 ]

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from cf_transcribe_pandas.cache.parts import BadFile, PartDir
+from cf_transcribe_pandas.cache.parts import BadFile, PartDir, present
 
 __all__ = ["Chunk", "IndexedPart", "KeyIndex"]
 
@@ -341,7 +341,7 @@ class KeyIndex:
             group = np.searchsorted(indexed.groups, rows, "right") - 1
             chunks = []
             for g, sel in _runs(group):
-                table = pf.read_row_group(g, columns=list(columns), use_threads=False)
+                table = pf.read_row_group(g, columns=present(pf, columns), use_threads=False)
                 table = self.parts.conform(table, columns)
                 local = rows[sel] - indexed.groups[g]
                 if len(local) != table.num_rows or np.any(np.diff(local) != 1):

@@ -13,6 +13,7 @@ import math
 import os
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "CACHE_SCHEMA_VERSION",
     "cache_key",
     "default_cache_dir",
+    "model_options",
     "norm_sha256",
     "norm_temperature",
 ]
@@ -65,6 +67,16 @@ def norm_temperature(temperature: float | None) -> float | None:
     return round(value, 6) + 0.0
 
 
+def model_options(options: Mapping[str, object] | None) -> str | None:
+    """The set ones of a model's other options (``task``, ``timestamps``, ...) as
+    canonical JSON, or None when none is set (the form keys and cached rows keep)."""
+    kept = {k: v for k, v in (options or {}).items() if v is not None}
+    for name, value in kept.items():
+        if not isinstance(value, (str, bool)):
+            raise TypeError(f"{name} must be a str or a bool, not {value!r}")
+    return _CANONICAL.encode(kept) if kept else None
+
+
 def cache_key(
     sha256: str,
     *,
@@ -73,6 +85,7 @@ def cache_key(
     prompt: str | None,
     temperature: float | None,
     encode: str = "auto",
+    options: Mapping[str, object] | None = None,
 ) -> str:
     """Return the cache key of one request: a hex sha256 of its canonical JSON.
 
@@ -92,6 +105,10 @@ def cache_key(
             (None and 0.0 are different keys). Rounded to 6 decimals.
         encode: How the audio was prepared before sending (the engine's
             ``encode`` option).
+        options: The model's other options that change the answer (``task``,
+            ``vad_filter``, ``prefix``, the ``timestamps`` granularity): str or
+            bool, None for not set. Only set ones enter the JSON, so a key
+            without them is the key of earlier versions.
 
     Returns:
         64 lowercase hex digits.
@@ -115,6 +132,9 @@ def cache_key(
         "temperature": norm_temperature(temperature),
         "encode": encode,
     }
+    extra = model_options(options)
+    if extra is not None:
+        payload["options"] = extra
     return hashlib.sha256(_CANONICAL.encode(payload).encode("ascii")).hexdigest()
 
 

@@ -22,17 +22,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cf_transcribe_pandas.cache.parts import (
+from cf_transcribe_pandas.cache.files import (
     OWN_TEMP_RE,
     PART_RE,
+    dir_bytes,
+    part_ns,
+    write_parquet_atomic,
+)
+from cf_transcribe_pandas.cache.parts import (
     README_FILE,
     STALE_TEMP_SECONDS,
     VERSION_FILE,
     BadFile,
     PartDir,
-    dir_bytes,
-    part_ns,
-    write_parquet_atomic,
 )
 from cf_transcribe_pandas.cache.rows import RESULT_SCHEMA, TIMESTAMP, datetimes
 

@@ -24,7 +24,8 @@ from collections.abc import Collection, Sequence
 
 import pyarrow as pa
 
-from cf_transcribe_pandas.cache.parts import PART_RE, BadFile, PartDir, part_ns
+from cf_transcribe_pandas.cache.files import PART_RE, part_ns
+from cf_transcribe_pandas.cache.parts import BadFile, PartDir
 
 __all__ = ["MERGE_FILES", "MERGE_MAX_BYTES", "merge", "merge_own", "merge_small"]
 

@@ -23,24 +23,19 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cf_transcribe_pandas.cache.files import new_part_name, write_parquet_atomic
 from cf_transcribe_pandas.cache.keys import CACHE_SCHEMA_VERSION
 from cf_transcribe_pandas.cache.modes import PRIVATE_FILE, create_file, dir_mode, make_root
 
 __all__ = [
-    "OWN_TEMP_RE",
-    "PART_RE",
     "README_FILE",
-    "ROW_GROUP_ROWS",
     "STALE_TEMP_SECONDS",
     "VERSION_FILE",
     "BadFile",
     "Listing",
     "PartDir",
     "WarnOnce",
-    "dir_bytes",
-    "new_part_name",
-    "part_ns",
-    "write_parquet_atomic",
+    "present",
 ]
 
 logger = logging.getLogger("cf_transcribe_pandas.cache")
@@ -48,11 +43,6 @@ logger = logging.getLogger("cf_transcribe_pandas.cache")
 #: A temporary file older than this (seconds) is left over from a killed writer.
 STALE_TEMP_SECONDS = 3600.0
 
-#: Rows per row group of a part file (a lookup hit reads one row group).
-ROW_GROUP_ROWS = 4096
-
-PART_RE = re.compile(r"^(\d{20})-(\d+)-([0-9a-f]{32})\.parquet$")
-OWN_TEMP_RE = re.compile(r"^\.\d{20}-\d+-[0-9a-f]{32}\.parquet\.tmp$")
 _TEMP_RE = re.compile(r"^\..+\.tmp$")
 
 VERSION_FILE = "VERSION"
@@ -69,83 +59,6 @@ memo/*.parquet     (path, size, mtime_ns) -> sha256, so reruns skip hashing
 Files are immutable and written atomically; any number of processes may
 write here at once. Manage it with `cf-transcribe cache stats|compact|export|clear`.
 """
-
-
-def new_part_name(created_ns: int | None = None) -> str:
-    """A fresh part file name, unique per process and call."""
-    ns = time.time_ns() if created_ns is None else created_ns
-    return f"{ns:020d}-{os.getpid()}-{uuid.uuid4().hex}.parquet"
-
-
-def part_ns(name: str) -> int | None:
-    """The creation time (ns) in a part file name, or None for another name."""
-    match = PART_RE.match(name)
-    return int(match.group(1)) if match else None
-
-
-def _fsync_dir(directory: Path) -> None:
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_parquet_atomic(
-    tables: Sequence[pa.Table],
-    final: Path,
-    schema: pa.Schema,
-    *,
-    temp: str | None = None,
-    mode: int = 0o666,
-) -> int:
-    """Write ``tables`` as one zstd Parquet file at ``final``, atomically.
-
-    The rows go to a temporary file in the same directory (``temp``, default
-    ``.<name>.tmp``), in row groups of :data:`ROW_GROUP_ROWS`; it is fsynced
-    and renamed into place, then the directory is fsynced. On any error the
-    temporary file is removed. The file is created with ``mode`` (less the umask).
-
-    Returns:
-        The number of rows written.
-    """
-    table = pa.concat_tables(
-        [t.select(schema.names).cast(schema) for t in tables] or [schema.empty_table()]
-    )
-    tmp = final.with_name(temp or f".{final.name}.tmp")
-    try:
-        with create_file(tmp, mode) as fh:
-            pq.write_table(table, fh, row_group_size=ROW_GROUP_ROWS, compression="zstd")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-    _fsync_dir(final.parent)
-    return int(table.num_rows)
-
-
-def dir_bytes(root: Path) -> int:
-    """Size of every file under ``root``."""
-    total = 0
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            try:
-                total += os.stat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total
 
 
 class BadFile(Exception):
@@ -194,6 +107,8 @@ def _compatible(actual: pa.DataType, expected: pa.DataType) -> bool:
         return bool(pa.types.is_integer(actual))
     if pa.types.is_timestamp(expected):
         return bool(pa.types.is_timestamp(actual))
+    if pa.types.is_list(expected):  # nested: the cast in `conform` checks the rest
+        return bool(pa.types.is_list(actual) or pa.types.is_large_list(actual))
     return bool(actual == expected)
 
 
@@ -209,11 +124,20 @@ class PartDir:
         sub: The subdirectory's name.
         schema: The columns of its part files.
         warn: Where warnings about bad files go (shared by a Cache's directories).
+        added: Nullable columns added to the schema later: a file without them
+            is read with nulls there.
         own: ``root`` is the per-user default directory (see :mod:`.modes`).
     """
 
     def __init__(
-        self, root: Path, sub: str, schema: pa.Schema, warn: WarnOnce, *, own: bool = False
+        self,
+        root: Path,
+        sub: str,
+        schema: pa.Schema,
+        warn: WarnOnce,
+        added: Sequence[str] = (),
+        *,
+        own: bool = False,
     ) -> None:
         self.root = root
         self.path = root / sub
@@ -221,6 +145,7 @@ class PartDir:
         self.warn = warn
         self.own = own
         self.file_mode = PRIVATE_FILE
+        self.added = frozenset(added)
         self._made = False
 
     def listing(self, *, sizes: bool = False) -> Listing:
@@ -359,17 +284,26 @@ class PartDir:
             raise BadFile(f"not a readable Parquet file ({exc})") from exc
         if file_schema.equals(self.schema, check_metadata=False):
             return pf
-        missing = [c for c in self.schema.names if c not in file_schema.names]
+        missing = [
+            c for c in self.schema.names if c not in file_schema.names and c not in self.added
+        ]
         if missing:
             raise BadFile(f"not a cache file: missing columns {missing}")
         for column in columns:
+            if column not in file_schema.names:
+                continue  # an added column, read as nulls
             actual = file_schema.field(column).type
             if not _compatible(actual, self.schema.field(column).type):
                 raise BadFile(f"column {column!r} has type {actual}")
         return pf
 
     def conform(self, table: pa.Table, columns: Sequence[str]) -> pa.Table:
-        """``columns`` of ``table`` in that order, typed as the schema says (all nullable)."""
+        """``columns`` of ``table`` in that order, typed as the schema says (all nullable);
+        an added column the file lacks is all nulls."""
+        for column in columns:
+            if column not in table.column_names:
+                kind = self.schema.field(column).type
+                table = table.append_column(column, pa.nulls(table.num_rows, kind))
         table = table.select(list(columns))
         target = pa.schema([self.schema.field(c).with_nullable(True) for c in columns])
         return table if table.schema.equals(target) else table.cast(target)
@@ -377,4 +311,11 @@ class PartDir:
     def read(self, name: str, columns: Sequence[str]) -> pa.Table:
         """Read ``columns`` of a whole part file (see :meth:`open` for errors)."""
         pf = self.open(name, columns)
-        return self.conform(pf.read(columns=list(columns), use_threads=False), columns)
+        table = pf.read(columns=present(pf, columns), use_threads=False)
+        return self.conform(table, columns)
+
+
+def present(pf: pq.ParquetFile, columns: Sequence[str]) -> list[str]:
+    """The ones of ``columns`` the file has (an older file lacks the added ones)."""
+    names = pf.schema_arrow.names
+    return [c for c in columns if c in names]

@@ -20,14 +20,17 @@ from cf_transcribe_pandas._version import __version__
 from cf_transcribe_pandas.cache.keys import (
     CACHE_SCHEMA_VERSION,
     cache_key,
+    model_options,
     norm_sha256,
     norm_temperature,
 )
 
 __all__ = [
+    "ADDED_COLUMNS",
     "MEMO_SCHEMA",
     "RESULT_COLUMNS",
     "RESULT_SCHEMA",
+    "SEGMENTS",
     "TIMESTAMP",
     "CachedRow",
     "datetimes",
@@ -37,6 +40,33 @@ __all__ = [
 
 #: The type of ``created_at`` columns.
 TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+#: A transcript's timed segments: ``[{start, end, text, words: [{word, start, end}]}]``.
+SEGMENTS = pa.list_(
+    pa.struct(
+        [
+            pa.field("start", pa.float64()),
+            pa.field("end", pa.float64()),
+            pa.field("text", pa.string()),
+            pa.field(
+                "words",
+                pa.list_(
+                    pa.struct(
+                        [
+                            pa.field("word", pa.string()),
+                            pa.field("start", pa.float64()),
+                            pa.field("end", pa.float64()),
+                        ]
+                    )
+                ),
+            ),
+        ]
+    )
+)
+
+#: Nullable columns added after the first release: older part files lack them and
+#: are read with nulls there (no key changes: the rows they hold stay valid).
+ADDED_COLUMNS = ("options", "detected_language", "segments")
 
 #: Columns of a results part file (and of ``Cache.export``), in order.
 RESULT_SCHEMA = pa.schema(
@@ -52,6 +82,9 @@ RESULT_SCHEMA = pa.schema(
         pa.field("duration_s", pa.float64()),
         pa.field("created_at", TIMESTAMP, nullable=False),
         pa.field("version", pa.string(), nullable=False),
+        pa.field("options", pa.string()),
+        pa.field("detected_language", pa.string()),
+        pa.field("segments", SEGMENTS),
     ],
     metadata={"cf_transcribe_pandas": f"results/{CACHE_SCHEMA_VERSION}"},
 )
@@ -96,6 +129,9 @@ class CachedRow:
         duration_s: Audio duration in seconds, when known.
         created_at: When the transcript was received (aware, UTC).
         version: Version of cf-transcribe-pandas that wrote the row.
+        options: The model's other options sent (canonical JSON), or None.
+        detected_language: The language the model reported, or None.
+        segments: Timed segments (``timestamps=``), or None.
     """
 
     key: str
@@ -109,6 +145,9 @@ class CachedRow:
     duration_s: float | None = None
     created_at: dt.datetime = field(default_factory=_utcnow)
     version: str = __version__
+    options: str | None = None
+    detected_language: str | None = None
+    segments: list[dict[str, Any]] | None = None
 
     @classmethod
     def new(
@@ -124,6 +163,9 @@ class CachedRow:
         duration_s: float | None = None,
         created_at: dt.datetime | None = None,
         key: str | None = None,
+        options: dict[str, Any] | None = None,
+        detected_language: str | None = None,
+        segments: list[dict[str, Any]] | None = None,
     ) -> CachedRow:
         """Return a row for a transcript just received, with its key computed.
 
@@ -139,6 +181,9 @@ class CachedRow:
             created_at: Defaults to now (UTC).
             key: The key, when the caller has already made it with :func:`cache_key`
                 of these fields (it is not checked); made here otherwise.
+            options: The model's other options (``task``, ``timestamps``, ...).
+            detected_language: The language the model reported.
+            segments: Timed segments, when asked for.
         """
         if key is None:
             key = cache_key(
@@ -148,6 +193,7 @@ class CachedRow:
                 prompt=prompt,
                 temperature=temperature,
                 encode=encode,
+                options=options,
             )
         return cls(
             key=key,
@@ -160,6 +206,9 @@ class CachedRow:
             text=text,
             duration_s=duration_s,
             created_at=created_at if created_at is not None else _utcnow(),
+            options=model_options(options),
+            detected_language=detected_language,
+            segments=segments,
         )
 
 

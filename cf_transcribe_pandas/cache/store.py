@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +37,7 @@ from cf_transcribe_pandas.cache.maintenance import CacheStats, ClearResult, Comp
 from cf_transcribe_pandas.cache.memo import Memo, StrPath
 from cf_transcribe_pandas.cache.parts import PartDir, WarnOnce
 from cf_transcribe_pandas.cache.rows import (
+    ADDED_COLUMNS,
     MEMO_SCHEMA,
     RESULT_COLUMNS,
     RESULT_SCHEMA,
@@ -45,11 +47,22 @@ from cf_transcribe_pandas.cache.rows import (
 )
 from cf_transcribe_pandas.cache.writer import CacheWriter
 
-__all__ = ["Cache"]
+__all__ = ["Cache", "Hit"]
 
 _RESULTS = "results"
 _MEMO = "memo"
-_HIT_COLUMNS = ("text", "duration_s", "model")
+_HIT_COLUMNS = ("text", "duration_s", "model", "detected_language", "segments")
+
+Hit = tuple[str, float | None, str, str | None, list[dict[str, Any]] | None]
+"""What a run needs of a cached row: text, duration_s, model, detected_language, segments."""
+
+
+def _segments(column: pa.ChunkedArray) -> list[Any]:
+    """A segments column as Python lists (all None, cheaply, when no row has them)."""
+    if column.null_count == len(column):
+        return [None] * len(column)
+    values: list[Any] = column.to_pylist()
+    return values
 
 
 class Cache:
@@ -72,19 +85,17 @@ class Cache:
         result_parts: The ``results/`` part files.
         memo: The path -> sha256 memo.
 
-    Example:
-        >>> cache = Cache(tmp_dir)                          # doctest: +SKIP
-        >>> with cache.writer() as w:                       # doctest: +SKIP
-        ...     w.add(CachedRow.new(sha, "hello", model=MODEL))
-        >>> cache.lookup([key])[key].text                   # doctest: +SKIP
-        'hello'
+    Example: ``with cache.writer() as w: w.add(CachedRow.new(sha, "hello", model=MODEL))``,
+    then ``cache.lookup([key])[key].text == "hello"``.
     """
 
     def __init__(self, path: StrPath | None = None) -> None:
         self.path: Path = Path(path).expanduser() if path is not None else default_cache_dir()
         warn = WarnOnce()
         own = path is None and not os.environ.get(CACHE_DIR_ENV)  # the per-user default
-        self.result_parts = PartDir(self.path, _RESULTS, RESULT_SCHEMA, warn, own=own)
+        self.result_parts = PartDir(
+            self.path, _RESULTS, RESULT_SCHEMA, warn, ADDED_COLUMNS, own=own
+        )
         self.memo = Memo(PartDir(self.path, _MEMO, MEMO_SCHEMA, warn, own=own))
         self._index = KeyIndex(self.result_parts, "key")
 
@@ -143,25 +154,31 @@ class Cache:
         return found
 
     def lookup_results(
-        self, keys: Iterable[str], *, max_age: float = 0.0
-    ) -> dict[str, tuple[str, float | None, str]]:
-        """Return ``{key: (text, duration_s, model)}`` for the cached ``keys``.
+        self, keys: Iterable[str], *, segments: bool = True, max_age: float = 0.0
+    ) -> dict[str, Hit]:
+        """Return ``{key: (text, duration_s, model, detected_language, segments)}``
+        for the cached ``keys``.
 
         What a run needs of a hit: :meth:`lookup` without building
         :class:`CachedRow` objects (a million keys at corpus scale).
 
         Args:
             keys: Cache keys.
+            segments: Read the segments column (else None in every hit).
             max_age: Trust the files listed up to this many seconds ago instead of
                 looking at the directory again (a run's one-key lookups: rows other
                 processes finish reach the disk only at their next flush anyway).
         """
-        found: dict[str, tuple[str, float | None, str]] = {}
-        for hit_keys, table in self._hits(keys, _HIT_COLUMNS, max_age):
+        found: dict[str, Hit] = {}
+        columns = _HIT_COLUMNS if segments else _HIT_COLUMNS[:-1]
+        for hit_keys, table in self._hits(keys, columns, max_age):
             texts = table["text"].to_pylist()
             durations = table["duration_s"].to_pylist()
             models = shared_strings(table["model"])
-            found.update(zip(hit_keys, zip(texts, durations, models, strict=True), strict=True))
+            languages = shared_strings(table["detected_language"])
+            timed = _segments(table["segments"]) if segments else [None] * len(texts)
+            rows = zip(texts, durations, models, languages, timed, strict=True)
+            found.update(zip(hit_keys, rows, strict=True))
         return found
 
     def lookup_texts(self, keys: Iterable[str]) -> dict[str, str]:

@@ -32,7 +32,7 @@ from cf_transcribe_pandas.cli.tables import (
     write_table,
 )
 from cf_transcribe_pandas.errors import ConfigurationError
-from cf_transcribe_pandas.estimate import estimate
+from cf_transcribe_pandas.estimate import ModelComparison, estimate
 
 EPILOG = """Probes every row (headers only), hashes it, drops duplicates and rows already
 in the cache, plans re-encoding and splitting as a run would, and prints rows,
@@ -46,6 +46,8 @@ examples:
   cf-transcribe estimate recordings/ --price-per-minute 0.006 --rate-limit 720
   cf-transcribe estimate calls.parquet --json
   cf-transcribe estimate calls.csv -o plan.csv      # one row per input row: status, parts, ...
+  cf-transcribe estimate calls.csv --model openai/gpt-4o-transcribe \
+      --model @cf/openai/whisper-large-v3-turbo      # both models' cost side by side
 """
 
 
@@ -112,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
             progress=show_progress(args),
             workers=args.workers,
             index=df.index,
+            compare_models=args.model if args.model is not None and len(args.model) > 1 else False,
             **given_options(args),
         )
     except ConfigurationError as exc:
@@ -121,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(result)
     if out_path is not None:
+        if isinstance(result, ModelComparison):
+            raise CliError("-o writes one model's plan: give one --model with -o")
         per_row = result.to_frame().add_prefix("estimate_")
         write_table(pd.concat([df, per_row], axis=1), out_path, out_fmt)
         if not args.json:

@@ -54,7 +54,24 @@ def add_request_options(p: argparse.ArgumentParser) -> None:
     prompt.add_argument("--prompt", help="text guiding the model, for every row")
     prompt.add_argument("--prompt-column", metavar="COLUMN", help="per-row prompts")
     p.add_argument("--temperature", type=float, help="sampling temperature, 0..1")
-    p.add_argument("--model", help=f"Workers AI model (default: {DEFAULTS.model})")
+    p.add_argument(
+        "--model",
+        action="append",
+        help=f"Workers AI model (default: {DEFAULTS.model}; or "
+        "@cf/openai/whisper-large-v3-turbo); estimate takes it more than once to compare",
+    )
+    p.add_argument("--task", choices=("transcribe", "translate"), help="whisper: translate to en")
+    p.add_argument(
+        "--timestamps",
+        nargs="?",
+        const="segment",
+        choices=("segment", "word"),
+        help="add COLUMN_text_segments (start, end, text; 'word': and words); whisper",
+    )
+    p.add_argument(
+        "--vad-filter", action="store_true", default=None, help="whisper: drop non-speech"
+    )
+    p.add_argument("--prefix", help="whisper: text the transcript starts with")
     p.add_argument(
         "--encode",
         choices=get_args(EncodeMode),
@@ -160,6 +177,9 @@ def given_options(args: argparse.Namespace) -> dict[str, Any]:
     left to them.
     """
     given = {name: getattr(args, name, None) for name in option_names() if name not in _OWN}
+    models = given.get("model")
+    if isinstance(models, list):  # --model more than once: the estimate compares them
+        given["model"] = models[0]
     return {
         name: value for name, value in given.items() if value is not None and value is not False
     }

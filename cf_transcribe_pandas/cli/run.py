@@ -33,6 +33,7 @@ from cf_transcribe_pandas.cli.options import (
     per_row_option,
     show_progress,
 )
+from cf_transcribe_pandas.cli.subtitles import add_subtitle_options, write_subtitles
 from cf_transcribe_pandas.cli.tables import (
     TABLE_FORMATS,
     column_values,
@@ -130,6 +131,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help="one JSON line per finished row (and retry) on stderr, then a summary line",
     )
+    add_subtitle_options(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log retries and slow-downs")
     p.set_defaults(handler=run)
 
@@ -221,6 +223,10 @@ def _transcribe(args: argparse.Namespace, hook: RowLog) -> int:
     column = audio_column(args, file_list)
     hook.values = column_values(df, column, "audio").tolist()
     output = args.output_column or f"{column}_text"
+    if args.model is not None and len(args.model) > 1:
+        raise CliError("run takes one --model (`cf-transcribe estimate` compares several)")
+    if args.subtitles is not None and not args.timestamps:
+        args.timestamps = "segment"
     try:
         out = _call_transcribe(df, column, output, args, hook)
     except ConfigurationError as exc:
@@ -244,6 +250,9 @@ def _transcribe(args: argparse.Namespace, hook: RowLog) -> int:
         )
         return hook.finish(EXIT_ROWS_FAILED, None)
     _write_result(out, out_path, out_fmt, cached=not args.no_cache)
+    if args.subtitles is not None:
+        n = write_subtitles(out, column, output, args.subtitles, args.subtitle_format)
+        hook.message(f"wrote {n:,} {args.subtitle_format} files to {args.subtitles}")
     failed = _report(out, out_path, output, args, hook)
     return hook.finish(EXIT_ROWS_FAILED if failed else EXIT_OK, str(out_path))
 

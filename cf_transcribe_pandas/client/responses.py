@@ -29,7 +29,7 @@ from cf_transcribe_pandas.client.credentials import (
     ENV_API_TOKEN,
     ENV_BASE_URL,
 )
-from cf_transcribe_pandas.client.models import MODELS, ModelAdapter
+from cf_transcribe_pandas.client.models import MODELS, ModelAdapter, Transcript
 from cf_transcribe_pandas.errors import ServiceError, TranscribeError, redact
 
 __all__ = [
@@ -258,7 +258,9 @@ def error_for(answer: HttpAnswer, *, token: str, account_id: str, model: str) ->
     return rule.error(message, code=code, status=answer.status, retry_after=retry_after)
 
 
-def transcript_of(answer: HttpAnswer, adapter: ModelAdapter, *, token: str, account_id: str) -> str:
+def transcript_of(
+    answer: HttpAnswer, adapter: ModelAdapter, *, token: str, account_id: str
+) -> Transcript:
     """The transcript in ``answer``, or the exception that says why there is none.
 
     Args:
@@ -268,7 +270,7 @@ def transcript_of(answer: HttpAnswer, adapter: ModelAdapter, *, token: str, acco
         account_id: The account, named in account errors.
 
     Returns:
-        The transcript, possibly empty for silence.
+        The transcript (its text possibly empty for silence), as the adapter reads it.
 
     Raises:
         TranscribeError: The answer is an error, or a 2xx without a transcript
@@ -279,9 +281,9 @@ def transcript_of(answer: HttpAnswer, adapter: ModelAdapter, *, token: str, acco
     data = _load_json(answer.body.decode("utf-8", errors="replace"))
     if isinstance(data, dict) and data.get("success") is False:
         raise error_for(answer, token=token, account_id=account_id, model=adapter.name)
-    text = adapter.parse(data)
-    if text is not None:
-        return text
+    transcript = adapter.parse(data)
+    if transcript is not None:
+        return transcript
     _, detail = describe_error_body(answer.body, answer.content_type, token)
     what = "without result.text" if isinstance(data, dict) else f"with {detail}"
     raise ServiceError(

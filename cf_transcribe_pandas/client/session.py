@@ -27,23 +27,18 @@ import aiohttp
 
 from cf_transcribe_pandas._version import __version__
 from cf_transcribe_pandas.client.credentials import Credentials
+from cf_transcribe_pandas.client.failures import connection_failure
 from cf_transcribe_pandas.client.gateway import Gateway
-from cf_transcribe_pandas.client.models import DEFAULT_MODEL, ModelAdapter, adapter_for
+from cf_transcribe_pandas.client.models import DEFAULT_MODEL, ModelAdapter, Transcript, adapter_for
 from cf_transcribe_pandas.client.proxy import Proxies
 from cf_transcribe_pandas.client.responses import (
     HttpAnswer,
-    clip,
     parse_retry_after,
     transcript_of,
 )
 from cf_transcribe_pandas.errors import (
-    AccountError,
     ConfigurationError,
-    NetworkError,
-    ServiceError,
-    ServiceTimeoutError,
     TranscribeError,
-    redact,
 )
 
 __all__ = ["USER_AGENT", "Client"]
@@ -99,43 +94,17 @@ def _describe_file(file: str) -> str:
     return f"{parts.scheme}://{parts.hostname}/...<url>"
 
 
-def _connection_failure(
-    exc: BaseException, *, host: str, timeout: float, secrets: tuple[str, ...]
-) -> TranscribeError:
-    """Map an exception raised while sending or reading to the error tree; ``secrets``
-    (the token, the proxy URL and its password) are scrubbed from every message."""
-    if isinstance(exc, (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError)):
-        error = AccountError if getattr(exc, "status", None) == 407 else NetworkError
-        return error(
-            f"The proxy failed ({clip(redact(str(exc), *secrets))}). Check proxy= or "
-            "HTTPS_PROXY / HTTP_PROXY (its host, port, user and password) and NO_PROXY."
-        )
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return ServiceTimeoutError(
-            f"No answer from {host} within {timeout:g} s. It is safe to try again; "
-            "for long audio raise timeout=."
-        )
-    if isinstance(exc, aiohttp.InvalidURL):
-        return ConfigurationError(
-            f"The request URL is not valid ({clip(redact(str(exc), *secrets))}). Check "
-            "base_url and the gateway id.",
-            code="invalid_base_url",
-        )
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return NetworkError(
-            f"Could not connect to {host} ({clip(redact(str(exc), *secrets))}). "
-            "Check the network connection and base_url; it is safe to try again."
-        )
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return ServiceError(
-            f"{host} sent an answer that is not valid HTTP "
-            f"({clip(redact(exc.message, *secrets))}). This is usually temporary; try again."
-        )
-    reason = clip(redact(str(exc), *secrets)) or "no details"
-    return NetworkError(
-        f"The connection to {host} failed before an answer arrived "
-        f"({type(exc).__name__}: {reason}). It is safe to try again."
-    )
+def _headers(credentials: Credentials, gateway: Gateway | None) -> dict[str, str]:
+    """Every request's headers: the token, and the gateway's when its URL is used."""
+    headers = {
+        "Authorization": f"Bearer {credentials.api_token}",
+        "User-Agent": USER_AGENT,
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+    }
+    if gateway is not None and gateway.use_gateway_url:
+        headers.update(gateway.headers())
+    return headers
 
 
 class Client:
@@ -185,14 +154,7 @@ class Client:
         self._owns_session = session is None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
-        self._headers = {
-            "Authorization": f"Bearer {credentials.api_token}",
-            "User-Agent": USER_AGENT,
-            "Accept": "application/json",
-            "Content-Type": "application/json",
-        }
-        if self._gateway is not None and self._gateway.use_gateway_url:
-            self._headers.update(self._gateway.headers())
+        self._headers = _headers(credentials, self._gateway)
 
     def __repr__(self) -> str:
         gateway = f", gateway={self._gateway.id!r}" if self._gateway is not None else ""
@@ -289,6 +251,7 @@ class Client:
         language: str | None = None,
         prompt: str | None = None,
         temperature: float | None = None,
+        **more: Any,
     ) -> str:
         """Send one audio file and return its transcript. Never retries.
 
@@ -298,6 +261,7 @@ class Client:
             language: None or an ISO-639-1 code such as ``"en"``.
             prompt: None or text that guides the transcription.
             temperature: None or a number from 0 to 1.
+            **more: The model's other options (``task``, ``vad_filter``, ``prefix``).
 
         Returns:
             The transcript (``result.text``), possibly empty for silence.
@@ -307,9 +271,20 @@ class Client:
             TranscribeError: A subclass for every failure of the request; see
                 :mod:`cf_transcribe_pandas.errors` for which are retryable.
         """
+        options = {"language": language, "prompt": prompt, "temperature": temperature, **more}
+        return (await self.transcription(file, model=model, **options)).text
+
+    async def transcription(
+        self, file: str, *, model: str = DEFAULT_MODEL, **options: Any
+    ) -> Transcript:
+        """:meth:`transcribe` (same arguments and errors), with all the model says:
+        segments, detected language, duration."""
+        language, prompt = options.pop("language", None), options.pop("prompt", None)
+        temperature = options.pop("temperature", None)
+        more = options
         adapter = adapter_for(model)
         options = adapter.check(
-            {"language": language, "temperature": temperature, "prompt": prompt}
+            {"language": language, "temperature": temperature, "prompt": prompt, **more}
         )
         url = self._route(adapter)
         if self._gateway is not None and self._gateway.use_gateway_url:
@@ -366,7 +341,7 @@ class Client:
                     location=resp.headers.get("Location", ""),
                 )
         except (asyncio.TimeoutError, TimeoutError, aiohttp.ClientError, OSError) as exc:
-            failure = _connection_failure(
+            failure = connection_failure(
                 exc,
                 host=host,
                 timeout=self._timeout,

@@ -136,6 +136,7 @@ def transcribe(
         output=job.output,
         errors=checked.errors,
         provenance=checked.provenance,
+        timestamps=checked.timestamps or None,  # type: ignore[arg-type]
     )
     client = connect(client)
     service = service_for(client, job.credentials, checked.rate_limit)

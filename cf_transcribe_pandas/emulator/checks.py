@@ -189,6 +189,8 @@ def _short_body(data: dict[str, Any], form: str) -> dict[str, Any]:
         inp = out.get("input")
         if isinstance(inp, dict) and isinstance(inp.get("file"), str):
             out["input"] = {**inp, "file": _preview(inp["file"])}
-    elif isinstance(out.get("file"), str):
-        out["file"] = _preview(out["file"])
+    else:
+        for name in ("file", "audio"):  # the unified input, or whisper's raw base64
+            if isinstance(out.get(name), str):
+                out[name] = _preview(out[name])
     return out

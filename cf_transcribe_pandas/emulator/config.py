@@ -27,12 +27,15 @@ __all__ = [
     "FAULT_FIELDS",
     "MAX_BYTES",
     "PRESETS",
+    "WHISPER_MODEL",
     "EmulatorConfig",
 ]
 
 DEFAULT_TOKEN = "test-token"
 DEFAULT_ACCOUNT_ID = "test-account"
 DEFAULT_MODEL = "openai/gpt-4o-transcribe"
+WHISPER_MODEL = "@cf/openai/whisper-large-v3-turbo"
+"""Served on its own route with its own schema (``emulator/whisper.py``)."""
 MAX_BYTES = 25 * 1024 * 1024
 """The service's request limit: 25 MiB."""
 
@@ -104,7 +107,7 @@ class EmulatorConfig:
 
     token: str = DEFAULT_TOKEN
     account_id: str = DEFAULT_ACCOUNT_ID
-    models: tuple[str, ...] = (DEFAULT_MODEL,)
+    models: tuple[str, ...] = (DEFAULT_MODEL, WHISPER_MODEL)
     blocked: bool = False
     blocked_accounts: tuple[str, ...] = ()
     rpm_limit: int | None = None

@@ -25,9 +25,11 @@ from cf_transcribe_pandas.emulator.checks import (
     read_json,
 )
 from cf_transcribe_pandas.emulator.codes import coded_answer
+from cf_transcribe_pandas.emulator.config import WHISPER_MODEL
 from cf_transcribe_pandas.emulator.faults import admit, deliver, run_faults
 from cf_transcribe_pandas.emulator.routes import gateway_from_url, parse_path
 from cf_transcribe_pandas.emulator.state import EmulatorState
+from cf_transcribe_pandas.emulator.whisper import whisper_answer
 
 __all__ = ["ServiceHandler", "new_entry"]
 
@@ -118,6 +120,8 @@ class ServiceHandler:
         model, inp, prefix = check_body(data, route.form, route.model, entry)
         entry["model"] = model
         check_model(model, cfg)
+        if model == WHISPER_MODEL:
+            return await self._run(request, entry, await whisper_answer(inp, entry, self.state))
         file = check_input(inp, prefix, entry)
         text = await file_text(file, prefix, entry, self.state)
         return await self._run(request, entry, success_body(route.form, text))

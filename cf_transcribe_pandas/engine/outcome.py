@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
+from cf_transcribe_pandas.cache import Hit
 from cf_transcribe_pandas.errors import TranscribeError, redact
 
 __all__ = ["Hit", "Outcome", "unexpected", "with_label"]
 
 logger = logging.getLogger("cf_transcribe_pandas")
-
-Hit = tuple[str, float | None, str]
-"""A cache hit as a run uses it: (text, duration_s, model)."""
 
 
 @dataclass(frozen=True)
@@ -22,14 +21,18 @@ class Outcome:
     Attributes:
         text: The transcript, or None when the row failed.
         error: Why the row failed, or None.
-        duration: Seconds of audio, when known.
+        duration: Seconds of audio, when known (the model's own count when it says).
         model: The model that answered.
+        language: The language the model detected, when it says.
+        segments: Timed segments (``timestamps=``), in seconds into the recording.
     """
 
     text: str | None
     error: TranscribeError | None = None
     duration: float | None = None
     model: str | None = None
+    language: str | None = None
+    segments: list[dict[str, Any]] | None = None
 
 
 def unexpected(exc: Exception, label: str, secret: str) -> TranscribeError:

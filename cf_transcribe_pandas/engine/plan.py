@@ -110,6 +110,7 @@ def key_for(
         prompt=prompt,
         temperature=options.temperature,
         encode=options.encode,
+        options=options.model_options(),
     )
 
 
@@ -177,7 +178,8 @@ class Planner:
         self._keyed.sort(key=itemgetter(0))
         keys = self._keys()
         cache = self._ctx.cache
-        hits = cache.lookup_results(keys) if cache is not None and keys else {}
+        timed = self._opts.timestamps is not None and self._opts.timestamps is not False
+        hits = cache.lookup_results(keys, segments=timed) if cache is not None and keys else {}
         return self._group(keys, hits, result)
 
     def _classify(self, row: int) -> None:
@@ -273,7 +275,8 @@ class Planner:
             self._check(i)
             hit = hits.get(key)
             if hit is not None:
-                texts[row], durations[row], models[row] = hit
+                texts[row], durations[row], models[row], languages, segments = hit
+                result.languages[row], result.segments[row] = languages, segments
                 flags[row] = True
                 cached.append(row)
                 continue

@@ -107,6 +107,8 @@ class Recorder:
         """A row was transcribed now (or failed)."""
         self._store(row, outcome.text, outcome.duration, outcome.model, cached=False)
         res = self.result
+        res.languages[row] = outcome.language
+        res.segments[row] = outcome.segments
         res.errors[row] = outcome.error
         status: Literal["ok", "failed"] = "ok"
         if outcome.error is not None:
@@ -120,8 +122,10 @@ class Recorder:
 
     def cached(self, row: int, hit: Hit) -> None:
         """A row came from the cache."""
-        text, duration, model = hit
+        text, duration, model, language, segments = hit
         self._store(row, text, duration, model, cached=True)
+        self.result.languages[row] = language
+        self.result.segments[row] = segments
         self.result.from_cache += 1
         self._done(RowDone(row, "cached"))
 

@@ -27,6 +27,8 @@ class RunResult:
     cached: list[bool] = field(default_factory=list)
     models: list[str | None] = field(default_factory=list)
     durations: list[float | None] = field(default_factory=list)
+    languages: list[str | None] = field(default_factory=list)
+    segments: list[list[dict[str, Any]] | None] = field(default_factory=list)
     requests: int = 0
     done: int = 0
     from_cache: int = 0
@@ -40,6 +42,8 @@ class RunResult:
             self.cached = [False] * self.n
             self.models = [None] * self.n
             self.durations = [None] * self.n
+            self.languages = [None] * self.n
+            self.segments = [None] * self.n
 
     def summary(self) -> str | None:
         """One line about failed rows, or None when no row failed.
@@ -62,14 +66,38 @@ class RunResult:
         return f"{len(failed):,} of {self.n:,} rows failed: {detail}; {how}"
 
 
-def result_columns(output: str, *, errors: str, provenance: bool) -> list[str]:
+def result_columns(
+    output: str, *, errors: str, provenance: bool, timestamps: str | None = None
+) -> list[str]:
     """The columns :func:`assemble` adds, in order, for these options."""
     names = [output]
+    if timestamps is not None:
+        names.append(f"{output}_segments")
     if errors == "coerce":
         names += [f"{output}_error", f"{output}_error_code"]
     if provenance:
         names += [f"{output}_cached", f"{output}_model", f"{output}_duration_s"]
+        names.append(f"{output}_language")
     return names
+
+
+_SEGMENT_KEYS = ("start", "end", "text")
+
+
+def segments_array(values: list[Any], timestamps: str) -> Any:
+    """The ``{output}_segments`` column: per row a list of ``{"start", "end", "text"}``
+    dicts (plus ``"words"`` for ``"word"``), None for rows without. An object column,
+    so ``to_parquet`` stores it as list<struct> and ``read_parquet`` reads it back
+    (pandas cannot read a nested ``ArrowDtype`` column back from Parquet)."""
+    keys = (*_SEGMENT_KEYS, "words") if timestamps == "word" else _SEGMENT_KEYS
+    shaped = [
+        None if row is None else [{k: seg.get(k) for k in keys} for seg in row] for row in values
+    ]
+    if timestamps == "word":
+        for row in shaped:
+            for seg in row or []:
+                seg["words"] = list(seg["words"] or [])
+    return pd.array(shaped, dtype=object)
 
 
 def assemble(
@@ -79,6 +107,7 @@ def assemble(
     output: str,
     errors: str,
     provenance: bool,
+    timestamps: str | None = None,
 ) -> pd.DataFrame:
     """A new DataFrame: ``df``'s columns plus the text (and error/provenance) columns.
 
@@ -87,13 +116,16 @@ def assemble(
         result: The run's per-row results, in ``df``'s row order.
         output: Name of the text column.
         errors: ``"coerce"`` adds ``{output}_error`` and ``{output}_error_code``.
-        provenance: Adds ``{output}_cached``, ``{output}_model`` and
-            ``{output}_duration_s``.
+        provenance: Adds ``{output}_cached``, ``{output}_model``,
+            ``{output}_duration_s`` and ``{output}_language`` (detected).
+        timestamps: ``"segment"`` or ``"word"`` adds ``{output}_segments``.
 
     Returns:
         The new frame, same index and row order as ``df``.
     """
     arrays: list[Any] = [pd.array(result.texts, dtype="string")]
+    if timestamps is not None:
+        arrays.append(segments_array(result.segments, timestamps))
     if errors == "coerce":
         errs = result.errors
         arrays += [
@@ -105,8 +137,9 @@ def assemble(
             pd.array(result.cached, dtype="bool"),
             pd.array(result.models, dtype="string"),
             pd.array(result.durations, dtype="Float64"),
+            pd.array(result.languages, dtype="string"),
         ]
-    names = result_columns(output, errors=errors, provenance=provenance)
+    names = result_columns(output, errors=errors, provenance=provenance, timestamps=timestamps)
     out: pd.DataFrame = df.copy(deep=False)
     for name, values in zip(names, arrays, strict=True):
         out[name] = values

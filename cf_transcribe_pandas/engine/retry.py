@@ -18,12 +18,15 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from cf_transcribe_pandas.engine.control import RunControl, Stopped
 from cf_transcribe_pandas.engine.pacing import Limiter, backoff_delay
 from cf_transcribe_pandas.errors import AccountError, RateLimitError, TranscribeError
 
 __all__ = ["RetryPolicy", "send_with_retries"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -94,13 +97,13 @@ async def _acquire(limiter: Limiter, control: RunControl) -> None:
 
 
 async def send_with_retries(
-    send: Callable[[], Awaitable[str]],
+    send: Callable[[], Awaitable[T]],
     *,
     limiter: Limiter,
     policy: RetryPolicy,
     control: RunControl,
     on_retry: Callable[[int, float, TranscribeError], None],
-) -> str:
+) -> T:
     """Send one request until it succeeds, as the module docstring says.
 
     Args:
@@ -111,7 +114,7 @@ async def send_with_retries(
         on_retry: Called with (attempt, delay, error) before each retry.
 
     Returns:
-        The transcript.
+        What ``send`` returned (the transcript).
 
     Raises:
         TranscribeError: the row's error (not retryable, or out of attempts).

@@ -274,6 +274,9 @@ class Run:
                 encode=opts.encode,
                 duration_s=outcome.duration,
                 key=job.key,  # key_for made it of the same fields
+                options=opts.model_options(),
+                detected_language=outcome.language,
+                segments=outcome.segments,
             )
             self.store.add(entry)
 

@@ -8,7 +8,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from cf_transcribe_pandas.audio import Part, split_part
-from cf_transcribe_pandas.client import Client
+from cf_transcribe_pandas.client import Client, Segment, Transcript
 from cf_transcribe_pandas.engine.context import RunContext
 from cf_transcribe_pandas.engine.control import RunControl, Stopped
 from cf_transcribe_pandas.engine.outcome import Outcome, unexpected, with_label
@@ -23,7 +23,17 @@ from cf_transcribe_pandas.errors import TranscribeError
 if TYPE_CHECKING:
     from cf_transcribe_pandas.options import TranscribeOptions
 
-__all__ = ["Sender"]
+__all__ = ["Sender", "kept_segments"]
+
+
+def kept_segments(segments: list[Segment] | None, level: str | None) -> list[Segment] | None:
+    """What a row keeps of its segments for ``timestamps=`` ``level``: nothing (None),
+    ``"segment"`` (start, end, text) or ``"word"`` (and each segment's words)."""
+    if level is None or segments is None:
+        return None
+    if level == "word":
+        return [{**s, "words": list(s.get("words") or [])} for s in segments]
+    return [{"start": s["start"], "end": s["end"], "text": s["text"]} for s in segments]
 
 
 class Sender:
@@ -73,7 +83,7 @@ class Sender:
         label = job.source.label
         joined = transcribe_parts(
             parts,
-            send=functools.partial(self._send, job, language),
+            send=functools.partial(self._send_part, job, language),
             split=lambda part: self.threads.run(functools.partial(split_part, label=label), part),
             prompt=prompt,
             label=label,
@@ -82,36 +92,48 @@ class Sender:
 
     async def _url(
         self, job: Job, url: str, language: str | None, prompt: str | None
-    ) -> tuple[str, float | None]:
-        return await self._send(job, language, url, prompt), None
+    ) -> Transcript:
+        return await self._send(job, language, url, prompt, self.opts.prefix)
 
-    async def _outcome(
-        self, job: Job, sending: Coroutine[Any, Any, tuple[str, float | None]]
-    ) -> Outcome:
+    async def _send_part(
+        self, job: Job, language: str | None, part: Part, prompt: str | None
+    ) -> Transcript:
+        """One part: the ``prefix`` goes only with the part the recording starts with."""
+        prefix = self.opts.prefix if part.start_s == 0 else None
+        return await self._send(job, language, part.data_uri, prompt, prefix)
+
+    async def _outcome(self, job: Job, sending: Coroutine[Any, Any, Transcript]) -> Outcome:
         """Await ``sending``: the row's outcome (its errors caught, a bug costing one row)."""
         label = job.source.label
         try:
-            text, duration = await sending
+            said = await sending
         except Stopped:
             raise
         except TranscribeError as exc:
             return Outcome(None, with_label(exc, label))
         except Exception as exc:  # a bug must cost one row, not the run
             return Outcome(None, unexpected(exc, label, self.secret))
-        return Outcome(text, None, duration, self.opts.model)
+        level = self.opts.timestamps
+        segments = kept_segments(said.segments, level if isinstance(level, str) else None)
+        return Outcome(said.text, None, said.duration, self.opts.model, said.language, segments)
 
-    async def _send(self, job: Job, language: str | None, file: str, prompt: str | None) -> str:
+    async def _send(
+        self, job: Job, language: str | None, file: str, prompt: str | None, prefix: str | None
+    ) -> Transcript:
         """One request of ``job`` (a whole file or one part), through the retry layer."""
         opts = self.opts
 
-        async def once() -> str:
+        async def once() -> Transcript:
             self.recorder.result.requests += 1
-            return await self.client.transcribe(
+            return await self.client.transcription(
                 file,
                 model=opts.model,
                 language=language,
                 prompt=prompt,
                 temperature=opts.temperature,
+                task=opts.task,
+                vad_filter=opts.vad_filter,
+                prefix=prefix,
             )
 
         def retrying(attempt: int, delay: float, exc: TranscribeError) -> None:

@@ -25,11 +25,13 @@ It is an estimate, not a promise:
 Modules: ``dry_run.py`` (:func:`estimate`, the arguments, keys and dedupe),
 ``probe.py`` (headers and hashes in a thread pool), ``parts.py`` (send as
 is, re-encode or split), ``result.py`` (:class:`Estimate` and the tally),
-``prices.py``, ``units.py`` (numbers for people). Nothing here imports pandas
+``prices.py``, ``units.py`` (numbers for people), ``compare.py`` (several
+models' estimates of the same rows, ``compare_models=True``). Nothing here imports pandas
 at module level except for :meth:`Estimate.to_frame`; the ``df.cfai.estimate``
 accessor method is a thin wrapper in ``accessor.py``.
 """
 
+from cf_transcribe_pandas.estimate.compare import ModelComparison
 from cf_transcribe_pandas.estimate.dry_run import estimate
 from cf_transcribe_pandas.estimate.parts import REENCODED_BYTES_PER_SECOND
 from cf_transcribe_pandas.estimate.prices import (
@@ -46,6 +48,7 @@ __all__ = [
     "PRICE_SOURCE",
     "REENCODED_BYTES_PER_SECOND",
     "Estimate",
+    "ModelComparison",
     "RowStatus",
     "estimate",
     "format_bytes",

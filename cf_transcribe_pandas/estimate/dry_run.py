@@ -12,8 +12,10 @@ import math
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
-from cf_transcribe_pandas.cache import cache_key
+from cf_transcribe_pandas.cache import Cache, cache_key
+from cf_transcribe_pandas.client import MODELS, adapter_for
 from cf_transcribe_pandas.errors import ConfigurationError
+from cf_transcribe_pandas.estimate.compare import ModelComparison
 from cf_transcribe_pandas.estimate.parts import plan_parts
 from cf_transcribe_pandas.estimate.prices import price_for
 from cf_transcribe_pandas.estimate.probe import RowProbe, probe_rows
@@ -32,8 +34,9 @@ def estimate(
     price_per_minute: float | None = None,
     workers: int | None = None,
     index: Iterable[Hashable] | None = None,
+    compare_models: bool | Sequence[str] = False,
     **option_kwargs: Any,
-) -> Estimate:
+) -> Estimate | ModelComparison:
     """Count what transcribing ``values`` would send and cost, sending nothing.
 
     Every row is probed (headers only, :func:`audio.probe`) and hashed (or its
@@ -54,12 +57,17 @@ def estimate(
             published price (:data:`PRICES_PER_MINUTE`), else the cost is unknown.
         workers: Threads probing files (default: CPU count + 4, at most 32).
         index: Labels for :meth:`Estimate.to_frame` (default 0..n-1).
+        compare_models: True (every model with an adapter) or a list of models:
+            estimate the same rows for each, the options' model first (each
+            without the options it does not take; ``price_per_minute`` is the
+            options' model's only) and return a :class:`ModelComparison`.
         **option_kwargs: Options of :class:`TranscribeOptions`, when ``options`` is
             not given; here ``cache`` defaults to False (None too: count every row
             as new) and ``progress`` to False. The cache is only read.
 
     Returns:
-        The :class:`Estimate`; ``print()`` it for a summary.
+        The :class:`Estimate` (a :class:`ModelComparison` with ``compare_models``);
+        ``print()`` it for a summary.
 
     Raises:
         ConfigurationError: a bad argument (checked before any file is read).
@@ -75,13 +83,13 @@ def estimate(
         options = options.replace(**option_kwargs)
     _check_price(price_per_minute)
     n = len(values)
-    model, encode, cache = options.model, options.encode, options.open_cache()
+    cache = options.open_cache()
     langs = _languages(languages, n)
     prompt_list = _prompts(prompts, n)
     labels = list(index) if index is not None else None
     if labels is not None and len(labels) != n:
         raise ConfigurationError(f"index= has {len(labels)} labels for {n} rows")
-    price, source = price_for(model, price_per_minute)
+    models = _models(options.model, compare_models)
     probes = probe_rows(
         values,
         cache=cache,
@@ -90,47 +98,93 @@ def estimate(
         workers=workers,
         progress=options.progress,
     )
-    keys = _keys(
-        probes, langs, prompt_list, model=model, temperature=options.temperature, encode=encode
+    rows = _Rows(probes, langs, prompt_list, labels, cache)
+    if not compare_models:
+        return rows.tally(options, price_per_minute)
+    return ModelComparison(
+        {
+            model: rows.tally(
+                _for_model(options, model), price_per_minute if model == options.model else None
+            )
+            for model in models
+        }
     )
-    first: dict[str, int] = {}
-    for row, key in enumerate(keys):
-        if key is not None:
-            first.setdefault(key, row)
-    cached = set(cache.lookup_texts(first)) if cache is not None and first else set()
-    tally = Tally(
-        model=model,
-        rate_limit=options.rate_limit,
-        price_per_minute=price,
-        price_source=source,
-        index=labels,
-    )
-    limit_s = options.max_part_seconds
-    for row, (probe, key) in enumerate(zip(probes, keys, strict=True)):
-        status = _status(row, probe, key, first, cached)
-        plan = plan_parts(probe, encode=encode, limit_s=limit_s) if status == "send" else None
-        tally.add(status, probe, plan)
-    return tally.result()
+
+
+def _models(model: str, compare: bool | Sequence[str]) -> list[str]:
+    """The models to estimate, ``model`` first, each named once."""
+    if compare is False:
+        return [model]
+    chosen = list(MODELS) if compare is True else list(compare)
+    for name in chosen:
+        adapter_for(name)  # a clear error for a malformed name
+    return list(dict.fromkeys([model, *chosen]))
+
+
+def _for_model(options: TranscribeOptions, model: str) -> TranscribeOptions:
+    """``options`` for ``model``, without the options it does not take."""
+    adapter = adapter_for(model)
+    names = ("temperature", "task", "vad_filter", "prefix")
+    dropped = {n: None for n in names if n not in adapter.options}
+    timestamps = options.timestamps if adapter.timestamps else False
+    return options.replace(model=model, timestamps=timestamps, **dropped)
+
+
+class _Rows:
+    """The probed rows of one estimate, tallied for one model at a time."""
+
+    def __init__(
+        self,
+        probes: list[RowProbe],
+        languages: list[str | None],
+        prompts: list[str | None],
+        labels: list[Hashable] | None,
+        cache: Cache | None,
+    ) -> None:
+        self.probes, self.languages, self.prompts = probes, languages, prompts
+        self.labels, self.cache = labels, cache
+
+    def tally(self, options: TranscribeOptions, price_per_minute: float | None) -> Estimate:
+        """Key, dedupe, look up and plan every row as a run of ``options`` would."""
+        probes, cache, encode = self.probes, self.cache, options.encode
+        price, source = price_for(options.model, price_per_minute)
+        keys = _keys(probes, self.languages, self.prompts, options)
+        first: dict[str, int] = {}
+        for row, key in enumerate(keys):
+            if key is not None:
+                first.setdefault(key, row)
+        cached = set(cache.lookup_texts(first)) if cache is not None and first else set()
+        tally = Tally(
+            model=options.model,
+            rate_limit=options.rate_limit,
+            price_per_minute=price,
+            price_source=source,
+            index=self.labels,
+        )
+        limit_s = options.max_part_seconds
+        for row, (probe, key) in enumerate(zip(probes, keys, strict=True)):
+            status = _status(row, probe, key, first, cached)
+            plan = plan_parts(probe, encode=encode, limit_s=limit_s) if status == "send" else None
+            tally.add(status, probe, plan)
+        return tally.result()
 
 
 def _keys(
     probes: list[RowProbe],
     languages: list[str | None],
     prompts: list[str | None],
-    *,
-    model: str,
-    temperature: float | None,
-    encode: str,
+    options: TranscribeOptions,
 ) -> list[str | None]:
     """The cache key of each readable row (None for the others), as the run makes it."""
     return [
         cache_key(
             probe.sha256,
-            model=model,
+            model=options.model,
             language=language,
             prompt=prompt,
-            temperature=temperature,
-            encode=encode,
+            temperature=options.temperature,
+            encode=options.encode,
+            options=options.model_options(),
         )
         if probe.status == "ok" and probe.sha256 is not None
         else None

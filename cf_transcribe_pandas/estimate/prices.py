@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from cf_transcribe_pandas.client import DEFAULT_MODEL
+from cf_transcribe_pandas.client import DEFAULT_MODEL, MODELS, WHISPER_LARGE_V3_TURBO
 
 __all__ = ["DEFAULT_PRICE_PER_MINUTE", "PRICES_PER_MINUTE", "PRICE_SOURCE", "price_for"]
 
@@ -28,8 +28,18 @@ PRICE_SOURCE = (
 )
 """Where :data:`DEFAULT_PRICE_PER_MINUTE` comes from, in one line (shown with estimates)."""
 
-PRICES_PER_MINUTE: Mapping[str, float] = {DEFAULT_MODEL: DEFAULT_PRICE_PER_MINUTE}
-"""Known per-minute prices by model; other models need ``price_per_minute``."""
+PRICES_PER_MINUTE: Mapping[str, float] = {
+    name: adapter.price_per_minute
+    for name, adapter in MODELS.items()
+    if adapter.price_per_minute is not None
+}
+"""Known per-minute prices by model (each model's adapter has its own); other models
+need ``price_per_minute``."""
+
+_SOURCES = {
+    DEFAULT_MODEL: PRICE_SOURCE,
+    WHISPER_LARGE_V3_TURBO: "Cloudflare's published price for the model (Workers AI, 2026)",
+}
 
 
 def price_for(model: str, price_per_minute: float | None) -> tuple[float | None, str]:
@@ -45,4 +55,5 @@ def price_for(model: str, price_per_minute: float | None) -> tuple[float | None,
     if price_per_minute is not None:
         return float(price_per_minute), "the price given"
     price = PRICES_PER_MINUTE.get(model)
-    return price, PRICE_SOURCE if price is not None else "no published price"
+    source = _SOURCES.get(model, "the model's published price")
+    return price, source if price is not None else "no published price"

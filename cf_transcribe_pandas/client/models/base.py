@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from cf_transcribe_pandas.errors import ConfigurationError
@@ -21,7 +22,30 @@ from cf_transcribe_pandas.errors import ConfigurationError
 if TYPE_CHECKING:
     from cf_transcribe_pandas.client.gateway import Gateway
 
-__all__ = ["ModelAdapter"]
+__all__ = ["ModelAdapter", "Segment", "Transcript"]
+
+Segment = dict[str, Any]
+"""One timed stretch of a transcript: ``{"start", "end", "text"}`` in seconds, plus
+``"words"`` (a list of ``{"word", "start", "end"}``) when the model gives them."""
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What a model answered for one request.
+
+    Attributes:
+        text: The transcript (possibly empty, for silence).
+        segments: Timed segments in order, for models that give them, else None.
+        language: The language the model detected (or was told), if it says.
+        duration: Seconds of audio the model reports, if it says.
+        vtt: The model's own WebVTT, if it sends one.
+    """
+
+    text: str
+    segments: list[Segment] | None = None
+    language: str | None = None
+    duration: float | None = None
+    vtt: str | None = None
 
 
 class ModelAdapter(ABC):
@@ -37,6 +61,14 @@ class ModelAdapter(ABC):
     """
 
     options: ClassVar[tuple[str, ...]] = ()
+    timestamps: ClassVar[bool] = False
+    """Whether the model answers with timed segments and words."""
+    takes_urls: ClassVar[bool] = True
+    """Whether the model takes an https URL as its file (else the audio is sent)."""
+    price_per_minute: ClassVar[float | None] = None
+    """US dollars per minute of audio, as published (None: unknown)."""
+    gateway_in_body: ClassVar[bool] = True
+    """Whether an AI Gateway can be named in the body (else only its own URL reaches it)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -101,5 +133,5 @@ class ModelAdapter(ABC):
         """
 
     @abstractmethod
-    def parse(self, data: Any) -> str | None:
+    def parse(self, data: Any) -> Transcript | None:
         """The transcript in a successful answer's parsed JSON, or None if absent."""

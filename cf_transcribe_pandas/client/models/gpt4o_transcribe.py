@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from cf_transcribe_pandas.client.models.base import ModelAdapter
+from cf_transcribe_pandas.client.models.base import ModelAdapter, Transcript
 from cf_transcribe_pandas.client.models.params import (
     check_file,
     check_prompt,
@@ -41,6 +41,7 @@ class Gpt4oTranscribe(ModelAdapter):
     """
 
     options = ("language", "prompt", "temperature")
+    price_per_minute = 0.006  # see cf_transcribe_pandas.estimate.prices for the source
 
     def __init__(self, name: str = GPT_4O_TRANSCRIBE) -> None:
         super().__init__(name)
@@ -81,8 +82,8 @@ class Gpt4oTranscribe(ModelAdapter):
             body["options"] = {"gateway": gateway.options()}
         return body
 
-    def parse(self, data: Any) -> str | None:
+    def parse(self, data: Any) -> Transcript | None:
         """``result.text`` when it is a str (possibly empty, for silence)."""
         result = data.get("result") if isinstance(data, dict) else None
         text = result.get("text") if isinstance(result, dict) else None
-        return text if isinstance(text, str) else None
+        return Transcript(text) if isinstance(text, str) else None

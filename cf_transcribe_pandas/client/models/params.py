@@ -11,10 +11,27 @@ from __future__ import annotations
 import math
 import numbers
 import re
+from typing import TYPE_CHECKING
 
 from cf_transcribe_pandas.errors import ConfigurationError
 
-__all__ = ["check_file", "check_prompt", "check_temperature", "normalize_language"]
+if TYPE_CHECKING:
+    from cf_transcribe_pandas.client.gateway import Gateway
+    from cf_transcribe_pandas.client.models.base import ModelAdapter
+
+__all__ = [
+    "TASKS",
+    "check_choice",
+    "check_file",
+    "check_flag",
+    "check_gateway",
+    "check_prompt",
+    "check_temperature",
+    "normalize_language",
+]
+
+TASKS = ("transcribe", "translate")
+"""What a model that translates can be asked to do (``task=``)."""
 
 _LANGUAGE_RE = re.compile(r"^[a-z]{2}$")
 _REGION_RE = re.compile(r"^([a-z]{2})[-_][a-z0-9]{2,8}$")
@@ -94,11 +111,12 @@ def _as_float(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def check_prompt(prompt: object) -> str | None:
-    """Check a prompt (text that guides the transcription).
+def check_prompt(prompt: object, name: str = "prompt") -> str | None:
+    """Check a prompt (text that guides the transcription) or another text option.
 
     Args:
         prompt: None or a str (empty is fine).
+        name: The option's name, for the message.
 
     Returns:
         The prompt, or None.
@@ -108,10 +126,37 @@ def check_prompt(prompt: object) -> str | None:
     """
     if prompt is not None and not isinstance(prompt, str):
         raise ConfigurationError(
-            f"prompt must be a str or None, not {type(prompt).__name__}.",
-            code="invalid_prompt",
+            f"{name} must be a str or None, not {type(prompt).__name__}.",
+            code=f"invalid_{name}",
         )
     return prompt
+
+
+def check_flag(value: object, name: str) -> bool | None:
+    """Check an on/off option: None (not sent), True or False (numpy's bool too).
+
+    Raises:
+        ConfigurationError: Anything else.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if type(value).__name__ == "bool_":  # numpy.bool_
+        return bool(value)
+    raise ConfigurationError(
+        f"{name} must be True, False or None, not {value!r}.", code=f"invalid_{name}"
+    )
+
+
+def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str | None:
+    """Check an option that is one of a few words (or None, not sent).
+
+    Raises:
+        ConfigurationError: Anything else; the message lists the choices.
+    """
+    if value is None or value in choices:
+        return value
+    shown = " or ".join(repr(c) for c in choices)
+    raise ConfigurationError(f"{name} must be {shown}, not {value!r}.", code=f"invalid_{name}")
 
 
 def check_file(file: object) -> str:
@@ -134,3 +179,18 @@ def check_file(file: object) -> str:
             code="invalid_file",
         )
     return file
+
+
+def check_gateway(adapter: ModelAdapter, gateway: Gateway | None) -> None:
+    """Check that ``adapter``'s model can be reached through ``gateway`` as configured.
+
+    Raises:
+        ConfigurationError: The gateway is to be named in the body, which the model's
+            route does not take (use the gateway's own URL).
+    """
+    if gateway is not None and not gateway.use_gateway_url and not adapter.gateway_in_body:
+        raise ConfigurationError(
+            f"The model {adapter.name!r} is reached through an AI Gateway by the gateway's "
+            "own URL: pass gateway={'id': ..., 'use_gateway_url': True}.",
+            code="invalid_gateway",
+        )

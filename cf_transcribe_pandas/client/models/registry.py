@@ -16,19 +16,31 @@ from typing import TYPE_CHECKING, Any
 
 from cf_transcribe_pandas.client.models.base import ModelAdapter
 from cf_transcribe_pandas.client.models.gpt4o_transcribe import GPT_4O_TRANSCRIBE, Gpt4oTranscribe
+from cf_transcribe_pandas.client.models.whisper_large_v3_turbo import WhisperLargeV3Turbo
 from cf_transcribe_pandas.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from cf_transcribe_pandas.client.gateway import Gateway
 
-__all__ = ["DEFAULT_MODEL", "MODELS", "adapter_for", "build_body", "validate_params"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "MODELS",
+    "TIMESTAMPS",
+    "adapter_for",
+    "build_body",
+    "check_timestamps",
+    "validate_params",
+]
 
 DEFAULT_MODEL = GPT_4O_TRANSCRIBE
 
 MODELS: Mapping[str, ModelAdapter] = MappingProxyType(
-    {adapter.name: adapter for adapter in (Gpt4oTranscribe(),)}
+    {adapter.name: adapter for adapter in (Gpt4oTranscribe(), WhisperLargeV3Turbo())}
 )
 """The models this library has an adapter for, by name."""
+
+TIMESTAMPS = ("segment", "word")
+"""What ``timestamps=`` can ask for (True is ``"segment"``)."""
 
 _SPACE_RE = re.compile(r"\s")
 
@@ -55,12 +67,42 @@ def adapter_for(model: object) -> ModelAdapter:
     return adapter if adapter is not None else Gpt4oTranscribe(model)
 
 
+def check_timestamps(model: object, timestamps: object) -> str | None:
+    """``timestamps=`` as a granularity: None (off), ``"segment"`` or ``"word"``.
+
+    Args:
+        model: The model, which must give timestamps when they are asked for.
+        timestamps: False/None (off), True or ``"segment"``, or ``"word"``.
+
+    Raises:
+        ConfigurationError: Another value, or the model gives no timestamps.
+    """
+    if timestamps is None or timestamps is False:
+        return None
+    level = "segment" if timestamps is True else timestamps
+    if level not in TIMESTAMPS:
+        raise ConfigurationError(
+            f"timestamps= must be False, True (segments) or 'word', not {timestamps!r}.",
+            code="invalid_timestamps",
+        )
+    adapter = adapter_for(model)
+    if not adapter.timestamps:
+        with_them = [m.name for m in MODELS.values() if m.timestamps]
+        raise ConfigurationError(
+            f"The model {adapter.name!r} gives no timestamps; use model={with_them[0]!r} "
+            "for timestamps, or timestamps=False.",
+            code="invalid_option",
+        )
+    return str(level)
+
+
 def validate_params(
     *,
     model: object,
     language: object,
     temperature: object,
     prompt: object = None,
+    **more: object,
 ) -> None:
     """Check the request parameters before anything is sent.
 
@@ -70,12 +112,15 @@ def validate_params(
             lowered when the body is built).
         temperature: None or a real number from 0 to 1 (bool is refused).
         prompt: None or a str.
+        **more: The model's other options (``task``, ``vad_filter``, ``prefix``);
+            None means not set.
 
     Raises:
         ConfigurationError: A parameter is invalid or not taken by the model;
             the message says which and why.
     """
-    adapter_for(model).check({"language": language, "temperature": temperature, "prompt": prompt})
+    options = {"language": language, "temperature": temperature, "prompt": prompt, **more}
+    adapter_for(model).check(options)
 
 
 def build_body(
@@ -86,6 +131,7 @@ def build_body(
     prompt: str | None = None,
     temperature: float | None = None,
     gateway: Gateway | None = None,
+    **more: object,
 ) -> dict[str, Any]:
     """Build the JSON body of one request for ``model``, as the client sends it.
 
@@ -101,14 +147,18 @@ def build_body(
         temperature: None or a number from 0 to 1.
         gateway: When given (and not ``use_gateway_url``), added as
             ``options.gateway``.
+        **more: The model's other options (``task``, ``vad_filter``, ``prefix``).
 
     Returns:
         For ``openai/gpt-4o-transcribe``: ``{"model": ..., "input": {"file":
-        ..., ...}}`` plus ``options`` when a gateway is given.
+        ..., ...}}`` plus ``options`` when a gateway is given; for
+        ``@cf/openai/whisper-large-v3-turbo``: ``{"audio": <base64>, ...}``.
 
     Raises:
         ConfigurationError: A parameter is invalid.
     """
     adapter = adapter_for(model)
-    options = adapter.check({"language": language, "temperature": temperature, "prompt": prompt})
+    options = adapter.check(
+        {"language": language, "temperature": temperature, "prompt": prompt, **more}
+    )
     return adapter.body(file, options, gateway)
