@@ -145,11 +145,15 @@ def test_refusals_that_stop_when_slower_are_the_rate_limit_and_the_pace_stays_do
     # The cut (at the 12th outcome, 5 of 11 refused before it) goes to where such a
     # limit would refuse nothing: 6/11 of the pace, not the usual 3/4.
     assert bucket.rate == pytest.approx(600 * 6 / 11)
-    feed(bucket, t, 50, refused_every=0)  # and indeed nothing is refused there
-    assert not bucket.judge.probing
-    assert bucket.judge.capacity_share is None
-    assert bucket.rate < 600 * 0.75  # kept low; successes add it back slowly (AIMD)
-    bucket.on_success(1000)
+    while bucket.judge.probing:  # and indeed nothing is refused there
+        t.now += 0.1
+        bucket.on_success()
+    assert bucket.judge.capacity_share is None  # the verdict: the rate limit
+    assert bucket.rate < 600 * 0.7  # the lower pace stays
+    low = bucket.rate
+    feed(bucket, t, 2, refused_every=0, gap=0.2)
+    assert low < bucket.rate < 600  # quiet: it comes back, doubling each second
+    feed(bucket, t, 5, refused_every=0, gap=0.2)
     assert bucket.rate == 600
 
 

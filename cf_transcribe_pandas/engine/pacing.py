@@ -24,8 +24,10 @@ window, and an adaptive slow-down when the service says "too many".
   most once per ``cooldown``), and open a probe of a few seconds; if the share
   of refusals falls as a rate limit's would, the lower rate stays, else the rate
   before the cut comes back at once and refusals at that share cut nothing for
-  a minute. Each success adds
-  ``limit * increase`` back (not during a probe), up to the configured limit.
+  a minute. Each success adds ``limit * increase`` back (not during a probe),
+  up to the configured limit, and after ``cooldown`` seconds without a refusal
+  the rate doubles every second: once a burst is over, the pace is back in
+  seconds (a true limit then refuses again, and the next probe cuts again).
   The ``Retry-After`` of a 429 is honored by the row that got it (the engine
   waits that long before resending it); it does not freeze the whole run,
   because capacity answers arrive per request and a run-wide pause per 429
@@ -152,6 +154,7 @@ class TokenBucket:
         self._tokens = 1.0
         self._last = clock()
         self.judge = RefusalJudge(decrease=decrease, cooldown=cooldown, clock=clock)
+        self._cooldown, self._last_success = cooldown, clock()
         self._rate_before_cut, self._unresolved = 1.0, False
         # Start times of the grants of the last window (at most `limit` of them).
         self._window: collections.deque[float] = collections.deque()
@@ -211,10 +214,16 @@ class TokenBucket:
         return sum(1 for start in self._window if start >= horizon)
 
     def on_success(self, n: int = 1) -> None:
-        """``n`` successes: additive increase, up to the limit (not while a probe runs)."""
+        """``n`` successes: additive increase, up to the limit (not while a probe runs);
+        after ``cooldown`` seconds without a refusal the rate doubles every second."""
         self._follow(self.judge.outcome(False, n))
+        now, since = self._clock(), self._last_success
+        self._last_success = now
         if n > 0 and self.rate < self.limit and not self.judge.probing:
-            self._set_rate(min(self.limit, self.rate + self.limit * self._increase * n))
+            grown = self.rate + self.limit * self._increase * n
+            if now - self.judge.last_refused >= self._cooldown:  # quiet: recover quickly
+                grown = max(grown, self.rate * 2 ** min(1.0, now - since))
+            self._set_rate(min(self.limit, grown))
 
     def on_throttle(self) -> bool:
         """A 429/3040 refusal: cut the rate, or not, as the :class:`RefusalJudge` says.

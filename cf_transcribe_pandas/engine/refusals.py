@@ -130,6 +130,8 @@ class RefusalJudge:
         self._probe: _Probe | None = None
         self._baseline: tuple[float, float] | None = None  # (share, until when)
         self._last_cut = -1e18
+        self.last_refused = -1e18
+        """When the last refusal came (clock seconds)."""
 
     @property
     def probing(self) -> bool:
@@ -154,6 +156,8 @@ class RefusalJudge:
         if n <= 0:
             return None
         now = self._clock()
+        if refused:
+            self.last_refused = now
         if self._probe is not None:
             self._recent.extend([refused] * min(n, self._recent.maxlen or n))
             return self._probe_outcome(self._probe, refused, n, now)
