@@ -361,4 +361,10 @@ class Client:
             return answer
         # Raised outside the except block on purpose: aiohttp's exceptions carry our
         # request headers (the token) in request_info, so none is chained as context.
-        raise failure
+        # Python 3.10 can still chain one aiohttp handled inside (a coroutine's stale
+        # exception state), so the context is cleared before the error leaves.
+        try:
+            raise failure
+        except TranscribeError:
+            failure.__context__ = None
+            raise
