@@ -4,6 +4,7 @@ reading object stores through fsspec (s3://, gs://, memory://, ...)."""
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -13,10 +14,33 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import AudioError
-from .paths import path_error
+from .paths import path_error, url_scheme
 
 _FETCH_TIMEOUT_S = 60.0
-_FSSPEC_HINT = "pip install fsspec s3fs  (or gcsfs, adlfs, ... for your storage)"
+# The package fsspec needs for each common storage scheme, and our extra holding it.
+_STORAGE_PACKAGES = {
+    "s3": ("s3fs", "s3"),
+    "s3a": ("s3fs", "s3"),
+    "gs": ("gcsfs", "gcs"),
+    "gcs": ("gcsfs", "gcs"),
+    "az": ("adlfs", "azure"),
+    "abfs": ("adlfs", "azure"),
+    "abfss": ("adlfs", "azure"),
+}
+
+
+def install_hint(scheme: str) -> str:
+    """What to ``pip install`` to read ``scheme://`` URLs: our extra if there is one."""
+    package, extra = _STORAGE_PACKAGES.get(scheme, ("", ""))
+    if not package:
+        return "pip install fsspec  (and the fsspec package for your storage)"
+    try:
+        extras = importlib.metadata.metadata("cf-transcribe-pandas").get_all("Provides-Extra")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout
+        extras = None
+    if extra in (extras or ()):
+        return f'pip install "cf-transcribe-pandas[{extra}]"  (or: pip install fsspec {package})'
+    return f"pip install fsspec {package}"
 
 
 def short_url(url: str) -> str:
@@ -52,12 +76,12 @@ def fetch_url(url: str, label: str) -> bytes:
     return data
 
 
-def _import_fsspec() -> ModuleType:
+def _import_fsspec(scheme: str) -> ModuleType:
     try:
         import fsspec
     except ImportError:
         raise AudioError(
-            f"reading fsspec URLs (s3://, gs://, memory://, ...) needs fsspec: {_FSSPEC_HINT}",
+            f"reading {scheme}:// URLs needs fsspec: {install_hint(scheme)}",
             code="unsupported_input",
         ) from None
     module: ModuleType = fsspec
@@ -71,12 +95,13 @@ def check_fsspec_scheme(url: str, scheme: str) -> None:
         AudioError: ``unsupported_input`` with an install hint, or naming an
             unknown scheme.
     """
-    fsspec = _import_fsspec()
+    fsspec = _import_fsspec(scheme)
     try:
         fsspec.get_filesystem_class(scheme)
     except ImportError as exc:
         raise AudioError(
-            f"{short_url(url)}: reading {scheme}:// needs a package ({exc}); {_FSSPEC_HINT}",
+            f"{short_url(url)}: reading {scheme}:// needs a package ({exc}); "
+            f"{install_hint(scheme)}",
             code="unsupported_input",
         ) from None
     except ValueError:
@@ -95,22 +120,23 @@ def open_fsspec(url: str, label: str) -> Iterator[Any]:
     ``permission_denied``, ``unsupported_input`` (a backend package missing)
     or ``fetch_failed``.
     """
-    fsspec = _import_fsspec()
+    scheme = url_scheme(url) or ""
+    fsspec = _import_fsspec(scheme)
     try:
         with fsspec.open(url, "rb") as f:
             yield f
     except AudioError:
         raise
     except Exception as exc:  # storages raise anything: botocore, aiohttp, ...
-        raise _fsspec_error(exc, label) from None
+        raise _fsspec_error(exc, label, scheme) from None
 
 
-def _fsspec_error(exc: Exception, label: str) -> AudioError:
+def _fsspec_error(exc: Exception, label: str, scheme: str) -> AudioError:
     if isinstance(exc, OSError):
         return path_error(exc, label)
     if isinstance(exc, ImportError):
         return AudioError(
-            f"{label}: this storage needs a package ({exc}); {_FSSPEC_HINT}",
+            f"{label}: this storage needs a package ({exc}); {install_hint(scheme)}",
             code="unsupported_input",
         )
     return AudioError(f"{label}: read failed ({type(exc).__name__}: {exc})", code="fetch_failed")
