@@ -38,9 +38,10 @@ test: lint typecheck pytest
 
 # The support matrix (noxfile.py, CONTRIBUTING.md): Python 3.10 with every dependency at
 # its declared minimum, Python 3.13 with the newest releases, the package without extras.
-# A session whose interpreter the machine lacks is skipped, and nox says so.
+# A session whose interpreter the machine lacks is skipped, and nox says so. Two at a
+# time: the suite mostly waits (on the emulator, subprocesses, Dask), so 2 cores suffice.
 test-matrix: $(STAMP)
-	$(BIN)/nox --no-color
+	$(BIN)/nox --no-color -j 2
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/compare.py

@@ -12,8 +12,9 @@ Sessions:
   ``tests/test_extras.py`` checks that optional parts say what to install.
 
 Each session prints one line with the interpreter and the key package versions, then
-runs pytest. The default interpreter with the pinned dev venv is ``make test``. A
-session whose interpreter is missing is skipped (nox names it in its summary).
+runs pytest. The default interpreter with the dev venv is ``make test``. A session
+whose interpreter is missing is skipped (nox names it in its summary). The sessions may
+run side by side (``nox -j 2``, as ``make test-matrix`` does): the suite mostly waits.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def check_floors(pins_file: Path) -> None:
         )
 
 
-@nox.session(python=find_python(FLOOR_PYTHON))
+@nox.session(python=find_python(FLOOR_PYTHON), allow_parallel=True)
 def floor(session: nox.Session) -> None:
     """The oldest Python, every user-facing dependency at its declared minimum, wheels only."""
     pins = Path(session.create_tmp()) / "floor.txt"
@@ -128,7 +129,7 @@ def floor(session: nox.Session) -> None:
     _pytest(session)
 
 
-@nox.session(python=find_python(NEWEST_PYTHON))
+@nox.session(python=find_python(NEWEST_PYTHON), allow_parallel=True)
 def newest(session: nox.Session) -> None:
     """The newest Python with the newest release of every dependency and extra."""
     extras = ",".join([*USER_EXTRAS, "dev"])
@@ -136,7 +137,7 @@ def newest(session: nox.Session) -> None:
     _pytest(session)
 
 
-@nox.session
+@nox.session(allow_parallel=True)
 def bare(session: nox.Session) -> None:
     """The package without extras, as ``pip install cf-transcribe-pandas`` installs it."""
     session.install(".", "pytest", "pytest-asyncio", "pytest-timeout")
