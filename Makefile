@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck pytest bench bench-quick coverage clean notebook
+.PHONY: demo test test-matrix lint typecheck pytest bench bench-quick coverage clean notebook
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,8 @@ demo: $(VENV)/.installed
 	$(BIN)/cf-transcribe demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check cf_transcribe_pandas tests benchmarks tools
-	$(BIN)/ruff format --check cf_transcribe_pandas tests benchmarks
+	$(BIN)/ruff check cf_transcribe_pandas tests benchmarks tools noxfile.py
+	$(BIN)/ruff format --check cf_transcribe_pandas tests benchmarks noxfile.py
 	$(BIN)/python tools/check_layout.py cf_transcribe_pandas
 
 typecheck: $(STAMP)
@@ -35,6 +35,13 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck pytest
+
+# The support matrix (noxfile.py, CONTRIBUTING.md): Python 3.10 with every dependency at
+# its declared minimum, Python 3.13 with the newest releases, the package without extras.
+# A session whose interpreter the machine lacks is skipped, and nox says so. Two at a
+# time: the suite mostly waits (on the emulator, subprocesses, Dask), so 2 cores suffice.
+test-matrix: $(STAMP)
+	$(BIN)/nox --no-color -j 2
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/compare.py
@@ -53,4 +60,4 @@ coverage: $(STAMP)
 	$(BIN)/python -m coverage report
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .nox build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,7 @@ bucket, endpoint unreachable) a :class:`StorageAccessError` that stops the run."
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -15,15 +16,10 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import AudioError, StorageAccessError, redact
-from .paths import path_error
+from .paths import path_error, url_scheme
 from .storage import StorageOptions
 
 _FETCH_TIMEOUT_S = 60.0
-_FSSPEC_HINT = (
-    "pip install 'cf-transcribe-pandas[s3]' for s3:// and R2, '[gcs]' for gs:// "
-    "(or: pip install fsspec s3fs, gcsfs, adlfs, ... for your storage)"
-)
-_EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 
 _CREDENTIAL_CODES = frozenset(
     {
@@ -51,6 +47,31 @@ _UNREACHABLE = frozenset(
         "gaierror",
     }
 )
+
+# The package fsspec needs for each common storage scheme, and our extra holding it.
+_STORAGE_PACKAGES = {
+    "s3": ("s3fs", "s3"),
+    "s3a": ("s3fs", "s3"),
+    "gs": ("gcsfs", "gcs"),
+    "gcs": ("gcsfs", "gcs"),
+    "az": ("adlfs", "azure"),
+    "abfs": ("adlfs", "azure"),
+    "abfss": ("adlfs", "azure"),
+}
+
+
+def install_hint(scheme: str) -> str:
+    """What to ``pip install`` to read ``scheme://`` URLs: our extra if there is one."""
+    package, extra = _STORAGE_PACKAGES.get(scheme, ("", ""))
+    if not package:
+        return "pip install fsspec  (and the fsspec package for your storage)"
+    try:
+        extras = importlib.metadata.metadata("cf-transcribe-pandas").get_all("Provides-Extra")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout
+        extras = None
+    if extra in (extras or ()):
+        return f'pip install "cf-transcribe-pandas[{extra}]"  (or: pip install fsspec {package})'
+    return f"pip install fsspec {package}"
 
 
 def short_url(url: str) -> str:
@@ -86,12 +107,12 @@ def fetch_url(url: str, label: str, headers: dict[str, str] | None = None) -> by
     return data
 
 
-def _import_fsspec() -> ModuleType:
+def _import_fsspec(scheme: str) -> ModuleType:
     try:
         import fsspec
     except ImportError:
         raise AudioError(
-            f"reading fsspec URLs (s3://, gs://, memory://, ...) needs fsspec: {_FSSPEC_HINT}",
+            f"reading {scheme}:// URLs needs fsspec: {install_hint(scheme)}",
             code="unsupported_input",
         ) from None
     module: ModuleType = fsspec
@@ -105,14 +126,13 @@ def check_fsspec_scheme(url: str, scheme: str) -> None:
         AudioError: ``unsupported_input`` with an install hint, or naming an
             unknown scheme.
     """
-    fsspec = _import_fsspec()
+    fsspec = _import_fsspec(scheme)
     try:
         fsspec.get_filesystem_class(scheme)
     except ImportError as exc:
-        extra = _EXTRAS.get(scheme)
-        hint = f"pip install 'cf-transcribe-pandas[{extra}]'" if extra else _FSSPEC_HINT
         raise AudioError(
-            f"{short_url(url)}: reading {scheme}:// needs a package ({exc}); {hint}",
+            f"{short_url(url)}: reading {scheme}:// needs a package ({exc}); "
+            f"{install_hint(scheme)}",
             code="unsupported_input",
         ) from None
     except ValueError:
@@ -132,7 +152,8 @@ def open_fsspec(url: str, label: str, storage: StorageOptions | None = None) -> 
     or ``fetch_failed``), or a :class:`StorageAccessError` when the storage
     refused the credentials or cannot be reached (see :func:`storage_failure`).
     """
-    fsspec = _import_fsspec()
+    scheme = url_scheme(url) or ""
+    fsspec = _import_fsspec(scheme)
     try:
         with fsspec.open(url, "rb", **(storage.kwargs() if storage else {})) as f:
             yield f
@@ -213,7 +234,8 @@ def storage_failure(
         return path_error(exc, label)
     if isinstance(exc, ImportError):
         return AudioError(
-            f"{label}: this storage needs a package ({exc}); {_FSSPEC_HINT}",
+            f"{label}: this storage needs a package ({exc}); "
+            f"{install_hint(url_scheme(label) or '')}",
             code="unsupported_input",
         )
     return AudioError(f"{label}: read failed ({what})", code="fetch_failed")

@@ -12,6 +12,11 @@ exit are closed then.
 from __future__ import annotations
 
 import atexit
+
+# pyarrow loads its pandas support on first use, and with it this module, which may not
+# be imported once the interpreter is shutting down (Python 3.10): imported here so that
+# a writer closed at exit can still build its table.
+import concurrent.futures.thread  # noqa: F401
 import logging
 import threading
 import time

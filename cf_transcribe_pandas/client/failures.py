@@ -5,6 +5,7 @@ with every secret scrubbed from the message."""
 from __future__ import annotations
 
 import asyncio
+from typing import NoReturn
 
 import aiohttp
 
@@ -19,7 +20,7 @@ from cf_transcribe_pandas.errors import (
     redact,
 )
 
-__all__ = ["connection_failure"]
+__all__ = ["connection_failure", "raise_unchained"]
 
 
 def connection_failure(
@@ -59,3 +60,16 @@ def connection_failure(
         f"The connection to {host} failed before an answer arrived "
         f"({type(exc).__name__}: {reason}). It is safe to try again."
     )
+
+
+def raise_unchained(error: TranscribeError) -> NoReturn:
+    """Raise ``error`` with no exception chained to it as context.
+
+    Python 3.10 can chain an exception aiohttp handled inside (a coroutine's stale
+    exception state), and aiohttp's exceptions hold the request headers: the token.
+    """
+    try:
+        raise error
+    except TranscribeError:
+        error.__context__ = None
+        raise

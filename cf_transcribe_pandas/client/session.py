@@ -27,7 +27,7 @@ import aiohttp
 
 from cf_transcribe_pandas._version import __version__
 from cf_transcribe_pandas.client.credentials import Credentials
-from cf_transcribe_pandas.client.failures import connection_failure
+from cf_transcribe_pandas.client.failures import connection_failure, raise_unchained
 from cf_transcribe_pandas.client.gateway import Gateway
 from cf_transcribe_pandas.client.models import DEFAULT_MODEL, ModelAdapter, Transcript, adapter_for
 from cf_transcribe_pandas.client.proxy import Proxies
@@ -354,4 +354,4 @@ class Client:
             return answer
         # Raised outside the except block on purpose: aiohttp's exceptions carry our
         # request headers (the token) in request_info, so none is chained as context.
-        raise failure
+        raise_unchained(failure)

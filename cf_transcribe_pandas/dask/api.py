@@ -144,9 +144,12 @@ def transcribe(
     run_id = _dask.delayed(new_run_id, pure=False)(dask_key_name=f"cfai-run-id-{uuid.uuid4().hex}")
     logger.info("transcribing on the cluster; dashboard: %s", client.dashboard_link)
     frame: Any = ddf
-    out: dd.DataFrame = frame.map_partitions(
-        transcribe_partition, service, run_id, job, meta=meta, token="cfai-transcribe"
-    )
+    # The columns keep pandas' dtypes: dask before dask-expr (< 2024.3) would otherwise
+    # cast the output's object columns (the audio bytes too) to pyarrow strings.
+    with dask.config.set({"dataframe.convert-string": False}):
+        out: dd.DataFrame = frame.map_partitions(
+            transcribe_partition, service, run_id, job, meta=meta, token="cfai-transcribe"
+        )
     return out
 
 
