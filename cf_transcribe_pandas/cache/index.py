@@ -41,6 +41,8 @@ _MTIME_SLACK_NS = 50_000_000
 change (as git does for racy files): a file added within one tick of the file system's
 clock after a listing may leave the directory's mtime as it was."""
 _IntArray = np.ndarray  # of int64
+_NONE = np.zeros(0, np.int64)
+_NONE.flags.writeable = False
 
 
 def _hashes(values: Sequence[object]) -> np.ndarray:
@@ -149,6 +151,8 @@ class _View:
         be most of a row's CPU."""
         h = hash(value)
         lo = int(self.hashes.searchsorted(h, "left"))
+        if lo == len(self.hashes) or self.hashes[lo] != h:
+            return _NONE, _NONE  # the usual answer: not cached
         hits = []
         while lo < len(self.hashes) and self.hashes[lo] == h:
             part, row = self.locate(self.order[lo : lo + 1])
