@@ -16,8 +16,11 @@ $(VENV)/.installed: pyproject.toml $(shell find cf_transcribe_pandas -type f -no
 	$(BIN)/python -m pip install --quiet .
 	touch $@
 
+# The dev tools are installed with uv: pip's resolver backtracks for many minutes over
+# boto3 releases (moto and s3fs's aiobotocore pin botocore differently); uv takes seconds.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet 'uv>=0.5'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
