@@ -180,7 +180,7 @@ def test_a_missing_backend_package_says_what_to_install() -> None:
         pytest.skip("gcsfs is installed")
     from cf_transcribe_pandas.audio import to_source
 
-    with pytest.raises(AudioError, match=r"pip install 'cf-transcribe-pandas\[gcs\]'"):
+    with pytest.raises(AudioError, match=r'pip install "cf-transcribe-pandas\[gcs\]"'):
         to_source("gs://bucket/call.wav")
 
 
