@@ -7,6 +7,7 @@ helpers are in ``clips.py``.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,8 +15,6 @@ from typing import Any
 
 import pytest
 from clips import Sample, emulator_kwargs, load_samples, wav_bytes
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
-from referencing import Registry, Resource
 
 import cf_transcribe_pandas  # noqa: F401  (registers the accessors)
 from cf_transcribe_pandas.emulator import Emulator
@@ -60,19 +59,28 @@ def run_kwargs(emulator: Emulator, cache_dir: Path) -> dict[str, Any]:
 
 
 _DATA = Path(__file__).parent / "data"
-_GPT: dict[str, Any] = json.loads((_DATA / "gpt-4o-transcribe.input.schema.json").read_text())
-_REGISTRY: Registry[Any] = Registry().with_resource(_GPT["$id"], Resource.from_contents(_GPT))
-_WHISPER_INPUT = json.loads((_DATA / "whisper-large-v3-turbo.json").read_text())["schema"]["input"]
-_VALIDATORS = {
-    ("openai/gpt-4o-transcribe", "unified"): Draft202012Validator(
-        {"$ref": f"{_GPT['$id']}#/$defs/request"}, registry=_REGISTRY
-    ),
-    ("openai/gpt-4o-transcribe", "per_model"): Draft202012Validator(_GPT, registry=_REGISTRY),
-    # The published schema allows other keys: here none is (additionalProperties).
-    ("@cf/openai/whisper-large-v3-turbo", "per_model"): Draft202012Validator(
-        {**_WHISPER_INPUT, "additionalProperties": False}
-    ),
-}
+
+
+@functools.cache
+def _validators() -> dict[tuple[str, str], Any]:
+    """The published request schemas, by (model, form). Imported when first needed: the
+    session without extras (noxfile.py ``bare``) has no jsonschema."""
+    from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+    from referencing import Registry, Resource
+
+    gpt: dict[str, Any] = json.loads((_DATA / "gpt-4o-transcribe.input.schema.json").read_text())
+    registry: Registry[Any] = Registry().with_resource(gpt["$id"], Resource.from_contents(gpt))
+    whisper = json.loads((_DATA / "whisper-large-v3-turbo.json").read_text())["schema"]["input"]
+    return {
+        ("openai/gpt-4o-transcribe", "unified"): Draft202012Validator(
+            {"$ref": f"{gpt['$id']}#/$defs/request"}, registry=registry
+        ),
+        ("openai/gpt-4o-transcribe", "per_model"): Draft202012Validator(gpt, registry=registry),
+        # The published schema allows other keys: here none is (additionalProperties).
+        ("@cf/openai/whisper-large-v3-turbo", "per_model"): Draft202012Validator(
+            {**whisper, "additionalProperties": False}
+        ),
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -86,7 +94,7 @@ def _library_bodies_follow_the_model_schema(request: pytest.FixtureRequest) -> I
     yield
     for entry in emu.requests():
         agent, body = entry["user_agent"] or "", entry["body"]
-        validator = _VALIDATORS.get((entry["model"], entry["form"]))
+        validator = _validators().get((entry["model"], entry["form"]))
         if not agent.startswith("cf-transcribe-pandas/") or body is None or validator is None:
             continue
         errors = [e.message for e in validator.iter_errors(body)]
