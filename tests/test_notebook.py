@@ -32,10 +32,11 @@ _VARYING = [
 
 def _seen(cell: Any) -> str:
     """What a reader sees of a code cell, less what changes from run to run: a progress
-    bar's last state only, without its times; ports; temporary directories."""
+    bar's last state only, without its times; ports; temporary directories; where
+    pandas puts the ``\\`` that marks a wrapped frame (pandas 2.0 and 3 differ)."""
     text = _text(cell)
     lines = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
-    text = "\n".join(line.rstrip() for line in lines)
+    text = "\n".join(line.rstrip().removesuffix("\\").rstrip() for line in lines)
     for pattern, replacement in _VARYING:
         text = pattern.sub(replacement, text)
     return text
