@@ -27,6 +27,7 @@ from a thread pool. Nothing here ever holds more than one row's audio.
 
 from __future__ import annotations
 
+from .container import Inspection
 from .encode import Part
 from .inputs import to_source
 from .limits import (
@@ -61,6 +62,7 @@ __all__ = [
     "REQUEST_OVERHEAD_BYTES",
     "AudioInfo",
     "EncodeMode",
+    "Inspection",
     "ObjectStats",
     "Part",
     "Source",

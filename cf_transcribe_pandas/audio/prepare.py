@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from ..errors import ConfigurationError
+from .container import Inspection
 from .encode import Codec, Part, PartEncoder
 from .limits import (
     ACCEPTED,
@@ -42,6 +43,7 @@ def prepare(
     encode: EncodeMode = "auto",
     max_part_seconds: float = DEFAULT_MAX_PART_SECONDS,
     max_request_bytes: int = MAX_REQUEST_BYTES,
+    inspection: Inspection | None = None,
 ) -> list[Part]:
     """Validate one file's audio and turn it into request-ready parts.
 
@@ -77,6 +79,8 @@ def prepare(
         encode: ``"auto"``, ``"original"``, ``"flac"`` or ``"opus"``.
         max_part_seconds: The longest part to send.
         max_request_bytes: The largest request body.
+        inspection: What :func:`~cf_transcribe_pandas.audio.plain_wav` already read
+            from ``data``'s header, when the caller has it; else ``data`` is inspected.
 
     Returns:
         The parts in order; one part for short audio.
@@ -90,7 +94,7 @@ def prepare(
     data = bytes(data)
     if not data:
         raise empty_error(label)
-    info = inspect_bytes(data, label)
+    info = inspection if inspection is not None else inspect_bytes(data, label)
     seconds = duration(info)
     limit_s = min(float(max_part_seconds), MAX_REQUEST_SECONDS)
     accepted, why = accepted_as_is(data, info)

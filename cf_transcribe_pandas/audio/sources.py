@@ -104,7 +104,13 @@ class Source:
                 ``unsupported_input`` (e.g. a malformed data URI).
             ValueError: for kind ``"na"``, which has no audio.
         """
-        if self.kind in ("path", "fsspec"):
+        if self.kind == "path":
+            try:
+                with open(self.fspath or "", "rb") as f:
+                    data = f.read()
+            except OSError as exc:
+                raise path_error(exc, self.label) from None
+        elif self.kind == "fsspec":
             with self.open() as f:
                 data = f.read()
         elif self.kind == "url":

@@ -46,7 +46,9 @@ def norm_sha256(sha256: str) -> str:
     """
     if not isinstance(sha256, str) or not sha256:
         raise TypeError(f"sha256 must be a non-empty str, not {sha256!r}")
-    return sha256.lower() if _HEX64_RE.match(sha256) else sha256
+    if sha256.islower() or not _HEX64_RE.match(sha256):  # islower: nothing to lower
+        return sha256
+    return sha256.lower()
 
 
 def norm_temperature(temperature: float | None) -> float | None:

@@ -94,6 +94,22 @@ def _describe_file(file: str) -> str:
     return f"{parts.scheme}://{parts.hostname}/...<url>"
 
 
+def _log_request(
+    url: str, model: str, file: str, prompt: str | None, options: dict[str, Any], size: int
+) -> None:
+    """A debug line for one request: the prompt's length only, never the audio or the token."""
+    logger.debug(
+        "POST %s model=%s file=%s language=%s prompt=%s temperature=%s bytes=%d",
+        url,
+        model,
+        _describe_file(file),
+        options.get("language"),
+        f"<{len(prompt)} chars>" if prompt is not None else None,
+        options.get("temperature"),
+        size,
+    )
+
+
 def _headers(credentials: Credentials, gateway: Gateway | None) -> dict[str, str]:
     """Every request's headers: the token, and the gateway's when its URL is used."""
     headers = {
@@ -155,6 +171,7 @@ class Client:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._headers = _headers(credentials, self._gateway)
+        self._routes: dict[str, str] = {}  # model -> URL: both fixed for the client's life
 
     def __repr__(self) -> str:
         gateway = f", gateway={self._gateway.id!r}" if self._gateway is not None else ""
@@ -205,10 +222,15 @@ class Client:
         return self._route(adapter_for(model))
 
     def _route(self, adapter: ModelAdapter) -> str:
-        account_id = self._credentials.account_id
-        if self._gateway is not None and self._gateway.use_gateway_url:
-            return self._gateway.url_for(account_id, adapter.name)
-        return self._credentials.base_url + adapter.path(account_id)
+        url = self._routes.get(adapter.name)
+        if url is None:
+            account_id = self._credentials.account_id
+            if self._gateway is not None and self._gateway.use_gateway_url:
+                url = self._gateway.url_for(account_id, adapter.name)
+            else:
+                url = self._credentials.base_url + adapter.path(account_id)
+            self._routes[adapter.name] = url
+        return url
 
     async def __aenter__(self) -> Client:
         return self
@@ -293,17 +315,7 @@ class Client:
             body = adapter.body(file, options, self._gateway)
         data = json.dumps(body, separators=(",", ":")).encode("ascii")
         if logger.isEnabledFor(logging.DEBUG):
-            prompt_chars = f"<{len(prompt)} chars>" if prompt is not None else None
-            logger.debug(
-                "POST %s model=%s file=%s language=%s prompt=%s temperature=%s bytes=%d",
-                url,
-                model,
-                _describe_file(file),
-                options.get("language"),
-                prompt_chars,
-                options.get("temperature"),
-                len(data),
-            )
+            _log_request(url, model, file, prompt, options, len(data))
         session = self._get_session()
         started = time.monotonic()
         try:

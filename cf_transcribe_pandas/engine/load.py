@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from cf_transcribe_pandas.audio import Part, Source, plain_wav, prepare
+from cf_transcribe_pandas.audio import Inspection, Part, Source, plain_wav, prepare
 from cf_transcribe_pandas.engine.outcome import Hit
 from cf_transcribe_pandas.engine.plan import Job, key_for
 from cf_transcribe_pandas.engine.store import RunStore
@@ -34,12 +34,22 @@ Loaded = tuple[Hit | None, list[Part] | TranscribeError | None]
 """A cache hit, or else the parts to send (or why the audio cannot be sent)."""
 
 
-def prepare_source(source: Source, data: bytes | None, opts: TranscribeOptions) -> list[Part]:
-    """Read the audio (unless given) and make its parts (blocking)."""
+def prepare_source(
+    source: Source,
+    data: bytes | None,
+    opts: TranscribeOptions,
+    inspection: Inspection | None = None,
+) -> list[Part]:
+    """Read the audio (unless given) and make its parts (blocking, unless ``inspection``
+    says it is a plain WAV: see :func:`~cf_transcribe_pandas.audio.plain_wav`)."""
     if data is None:
         data = source.read()
     return prepare(
-        data, label=source.label, encode=opts.encode, max_part_seconds=opts.max_part_seconds
+        data,
+        label=source.label,
+        encode=opts.encode,
+        max_part_seconds=opts.max_part_seconds,
+        inspection=inspection,
     )
 
 
@@ -77,8 +87,9 @@ class Loader:
         hit, data = self._read_key(job)
         if hit is not None:
             return hit, None
-        if plain_wav(data) is not None:
-            return None, self._prepared(job, data)
+        plain = plain_wav(data)
+        if plain is not None:
+            return None, self._prepared(job, data, plain)
         return None, await self.threads.run(self._prepared, job, data)
 
     def _load(self, job: Job) -> Loaded:
@@ -92,8 +103,10 @@ class Loader:
         hit = self.store.lookup(job.key) if self.store is not None else None
         return hit, data
 
-    def _prepared(self, job: Job, data: bytes) -> list[Part] | TranscribeError:
+    def _prepared(
+        self, job: Job, data: bytes, inspection: Inspection | None = None
+    ) -> list[Part] | TranscribeError:
         try:
-            return prepare_source(job.source, data, self.opts)
+            return prepare_source(job.source, data, self.opts, inspection)
         except TranscribeError as exc:
             return exc

@@ -104,7 +104,7 @@ async def transcribe_parts(
                 queue.extendleft(reversed(halves))
                 continue
         said.append((part, answer))
-        tail = tail_words(text)
+        tail = tail_words(text) if queue else None
     return _joined(parts, said)
 
 
