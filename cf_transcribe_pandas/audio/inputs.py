@@ -63,7 +63,7 @@ def to_source(
         fspath = normal_path(os.fsdecode(value))
         if not fspath:
             raise AudioError("an empty path is not audio", code="unsupported_input")
-        return Source("path", fspath, fspath=fspath)
+        return Source.from_path(fspath)
     storage = check_storage_options(storage_options)
     if isinstance(value, str):
         return _from_str(value, fetch_urls=fetch_urls, storage=storage)
@@ -89,7 +89,7 @@ def _is_na(value: object) -> bool:
 def _from_str(value: str, *, fetch_urls: bool, storage: StorageOptions | None) -> Source:
     fspath = local_path(value)
     if fspath is not None:  # a path, taken as written (spaces and all)
-        return Source("path", fspath, fspath=fspath)
+        return Source.from_path(fspath)
     text = value.strip()
     if not text:
         raise AudioError("an empty string is not audio", code="unsupported_input")
@@ -112,7 +112,7 @@ def _from_file_url(url: str) -> Source:
             code="unsupported_input",
         )
     fspath = normal_path(urllib.request.url2pathname(parts.path), expand=False)
-    return Source("path", fspath, fspath=fspath)
+    return Source.from_path(fspath)
 
 
 def _from_mapping(

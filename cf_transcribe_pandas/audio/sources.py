@@ -67,6 +67,11 @@ class Source:
     _sampling_rate: int = field(default=0, repr=False)
 
     @classmethod
+    def from_path(cls, fspath: str) -> Source:
+        """A kind ``"path"`` source for a local file, named as :func:`to_source` names it."""
+        return cls("path", fspath, fspath=fspath)
+
+    @classmethod
     def from_bytes(cls, data: bytes, label: str | None = None) -> Source:
         """A kind ``"bytes"`` source holding ``data`` (labelled ``<bytes len=N>``)."""
         return cls("bytes", label or f"<bytes len={len(data)}>", _data=data)
@@ -105,8 +110,8 @@ class Source:
             ValueError: for kind ``"na"``, which has no audio.
         """
         if self.kind == "path":
-            try:
-                with open(self.fspath or "", "rb") as f:
+            try:  # unbuffered: one read of the whole file, no buffer to fill and copy
+                with open(self.fspath or "", "rb", buffering=0) as f:
                     data = f.read()
             except OSError as exc:
                 raise path_error(exc, self.label) from None

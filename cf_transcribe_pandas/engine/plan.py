@@ -152,7 +152,7 @@ class Planner:
         self._cancelled = cancelled
         self._real_dirs: dict[str, str] = {}
         self._keyed: list[tuple[int, str, StatKey | None]] = []  # (row, sha256, stat key)
-        self._paths: list[tuple[int, StatKey]] = []  # local files, for the memo
+        self._paths: list[tuple[int, StatKey, str]] = []  # local files (row, key, fspath)
         self._objects: list[tuple[int, Source]] = []  # fsspec objects, for the memo
         self._stop: StorageAccessError | None = None
         self._unkeyed: list[Job] = []
@@ -191,7 +191,7 @@ class Planner:
             return
         fspath = local_path(value)
         if fspath is not None:  # the usual case: no Source needed yet
-            self._paths.append((row, path_stat_key(fspath, self._real_dirs)))
+            self._paths.append((row, path_stat_key(fspath, self._real_dirs), fspath))
             return
         source = self._source(row)
         if source.kind == "na":
@@ -199,7 +199,7 @@ class Planner:
         elif source.kind == "path":
             stat_key = source.stat_key(self._real_dirs)
             assert stat_key is not None
-            self._paths.append((row, stat_key))
+            self._paths.append((row, stat_key, source.fspath or ""))
         elif source.passthrough:
             _check_https(source)
             self._keyed.append((row, sha256_of(source), None))
@@ -210,7 +210,7 @@ class Planner:
         else:  # a URL to download: read and hashed by a worker
             self._unkeyed.append(Job(row, source))
 
-    def _stat_objects(self) -> list[tuple[int, StatKey, Source | None]]:
+    def _stat_objects(self) -> list[tuple[int, StatKey, Source]]:
         """Remote objects' memo keys from their metadata; a missing object fails its row."""
         if not self._objects:
             return []
@@ -218,7 +218,7 @@ class Planner:
         stats = stat_objects(sources, self._opts.storage_options, self._cancelled.is_set)
         self._check(0)  # cancelled meanwhile: the rows not looked at are not jobs
         self._stop = stats.stop
-        keyed: list[tuple[int, StatKey, Source | None]] = []
+        keyed: list[tuple[int, StatKey, Source]] = []
         for (row, source), key in zip(self._objects, stats.keys, strict=True):
             if isinstance(key, AudioError):
                 self._failed.append((row, key))
@@ -231,16 +231,16 @@ class Planner:
     def _read_memo(self) -> None:
         """Local files and objects: known by the memo (keyed), or read and hashed by a worker."""
         cache = self._ctx.cache
-        wanted = [(row, key, None) for row, key in self._paths] + self._stat_objects()
+        wanted: list[tuple[int, StatKey, Source | str]] = [*self._paths, *self._stat_objects()]
         if not wanted:
             return
         found = cache.memo_get_many([k for _, k, _ in wanted]) if cache is not None else {}
-        for row, stat_key, source in wanted:
+        for row, stat_key, where in wanted:
             sha = found.get(stat_key)
             if sha is not None:
                 self._keyed.append((row, sha, stat_key))
-            else:
-                source = source or self._source(row)
+            else:  # a Source only for the rows read: a rerun's million memo hits need none
+                source = Source.from_path(where) if isinstance(where, str) else where
                 self._unkeyed.append(Job(row, source, stat_key=stat_key, size=stat_key[1]))
 
     def _source(self, row: int) -> Source:
