@@ -10,7 +10,6 @@ searches first.
 from __future__ import annotations
 
 import difflib
-import json
 import re
 import sys
 from pathlib import Path
@@ -20,8 +19,10 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "quickstart.ipynb"
-
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "notebooks" / "quickstart.ipynb"
+sys.path.insert(0, str(ROOT / "tools"))
+from run_notebook import kernel_dir  # noqa: E402  (tools/ is not a package)
 
 _VARYING = [
     (re.compile(r"(\d+/\d+) \[[^\]\n]*\]"), r"\1 [...]"),  # a progress bar's times and rates
@@ -57,18 +58,7 @@ def _text(cell: Any) -> str:
 
 @pytest.fixture
 def this_python_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    spec = tmp_path / "jupyter" / "kernels" / "python3"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": "Python 3 (this interpreter)",
-                "language": "python",
-            }
-        )
-    )
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("JUPYTER_PATH", str(kernel_dir(tmp_path)))  # what `make notebook` uses
     # Keep the notebook's default cache (if it used one) out of the user's home.
     monkeypatch.setenv("CF_TRANSCRIBE_CACHE_DIR", str(tmp_path / "default-cache"))
     return "python3"

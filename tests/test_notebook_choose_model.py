@@ -1,13 +1,12 @@
 """notebooks/choose_a_model.ipynb (the pilot of issue 17) runs top to bottom against the
 emulator in a real kernel, and is committed with its outputs.
 
-The kernel is this interpreter, as in ``test_notebook.py``: a ``python3`` kernelspec
-pointing at ``sys.executable`` is written into a temporary ``JUPYTER_PATH``.
+The kernel is this interpreter, as in ``test_notebook.py``: ``tools/run_notebook.py``'s
+``python3`` kernelspec pointing at ``sys.executable``, in a temporary ``JUPYTER_PATH``.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,11 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "choose_a_model.ipynb"
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "notebooks" / "choose_a_model.ipynb"
+sys.path.insert(0, str(ROOT / "tools"))
+from run_notebook import kernel_dir  # noqa: E402  (tools/ is not a package)
+
 WHISPER = "@cf/openai/whisper-large-v3-turbo"
 
 
@@ -56,11 +59,7 @@ def test_the_committed_notebook_has_its_outputs() -> None:
 def test_choose_a_model_notebook_runs_top_to_bottom(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spec = tmp_path / "jupyter" / "kernels" / "python3"
-    spec.mkdir(parents=True)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "language": "python"}))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("JUPYTER_PATH", str(kernel_dir(tmp_path)))
     monkeypatch.setenv("CF_TRANSCRIBE_CACHE_DIR", str(tmp_path / "default-cache"))
     nb = nbformat.read(NOTEBOOK, as_version=4)
     for cell in nb.cells:

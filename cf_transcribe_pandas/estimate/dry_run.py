@@ -12,8 +12,9 @@ import math
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
-from cf_transcribe_pandas.cache import Cache, cache_key
+from cf_transcribe_pandas.cache import Cache
 from cf_transcribe_pandas.client import MODELS, adapter_for
+from cf_transcribe_pandas.engine.plan import key_for
 from cf_transcribe_pandas.errors import ConfigurationError
 from cf_transcribe_pandas.estimate.compare import ModelComparison
 from cf_transcribe_pandas.estimate.parts import plan_parts
@@ -177,15 +178,7 @@ def _keys(
 ) -> list[str | None]:
     """The cache key of each readable row (None for the others), as the run makes it."""
     return [
-        cache_key(
-            probe.sha256,
-            model=options.model,
-            language=language,
-            prompt=prompt,
-            temperature=options.temperature,
-            encode=options.encode,
-            options=options.model_options(),
-        )
+        key_for(options, probe.sha256, language, prompt)
         if probe.status == "ok" and probe.sha256 is not None
         else None
         for probe, language, prompt in zip(probes, languages, prompts, strict=True)
