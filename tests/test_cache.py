@@ -31,6 +31,7 @@ from cf_transcribe_pandas.cache import (
     STALE_TEMP_SECONDS,
     Cache,
     CachedRow,
+    KeyMaker,
     cache_key,
     default_cache_dir,
 )
@@ -113,6 +114,53 @@ def test_cache_key_is_sha256_of_canonical_json() -> None:
         a, model=MODEL, language="fr", prompt="Café, naïve — ok", temperature=0.2, encode="opus"
     )
     assert key2 == "503d691d32022aafb535047408ba684fd8a2738abe20e148a6e78a299ed70bc1"
+
+
+@pytest.mark.parametrize(
+    "options", [None, {"task": None}, {"task": "translate", "timestamps": "word"}]
+)
+@pytest.mark.parametrize("temperature", [None, 0, -0.0, 0.1 + 0.2, 1e-7, 2])
+@pytest.mark.parametrize(
+    ("language", "prompt"),
+    [(None, None), ("en", ""), ("dé", 'Say "hi"\n\t\x01 \\ 😀 café'), (None, "</script>")],
+)
+def test_a_run_s_keys_are_sha256_of_the_canonical_json(
+    language: str | None,
+    prompt: str | None,
+    temperature: float | None,
+    options: dict[str, object] | None,
+) -> None:
+    """KeyMaker writes the shared parameters once and fills in each row's: its text must be
+    exactly what json.dumps(sort_keys=True) makes of the whole payload, escapes included."""
+    extra = {k: v for k, v in (options or {}).items() if v is not None}
+    maker = KeyMaker(model="m\u2603", temperature=temperature, encode="flac", options=options)
+    for digest in (sha(3), sha(3).upper(), 'not "hex" é'):
+        payload: dict[str, object] = {
+            "v": CACHE_SCHEMA_VERSION,
+            "sha256": digest.lower() if digest == sha(3).upper() else digest,
+            "model": "m\u2603",
+            "language": language,
+            "prompt": prompt,
+            "temperature": None if temperature is None else round(float(temperature), 6) + 0.0,
+            "encode": "flac",
+        }
+        if extra:
+            payload["options"] = json.dumps(extra, sort_keys=True, separators=(",", ":"))
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        want = hashlib.sha256(text.encode("ascii")).hexdigest()
+        assert maker.key(digest, language, prompt) == want
+        assert (
+            cache_key(
+                digest,
+                model="m\u2603",
+                language=language,
+                prompt=prompt,
+                temperature=temperature,
+                encode="flac",
+                options=options,
+            )
+            == want
+        )
 
 
 def test_cache_key_is_the_same_in_a_fresh_process() -> None:

@@ -11,6 +11,7 @@ as they are written), ``writer`` (CacheWriter), ``memo`` (path -> sha256),
 from cf_transcribe_pandas.cache.keys import (
     CACHE_DIR_ENV,
     CACHE_SCHEMA_VERSION,
+    KeyMaker,
     cache_key,
     default_cache_dir,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "ClearResult",
     "CompactResult",
     "Hit",
+    "KeyMaker",
     "cache_key",
     "default_cache_dir",
 ]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from cf_transcribe_pandas.audio import Inspection, Part, Source, plain_wav, prepare
 from cf_transcribe_pandas.engine.outcome import Hit
-from cf_transcribe_pandas.engine.plan import Job, key_for
+from cf_transcribe_pandas.engine.plan import Job, keys_for
 from cf_transcribe_pandas.engine.store import RunStore
 from cf_transcribe_pandas.engine.threads import Offloader
 from cf_transcribe_pandas.errors import TranscribeError
@@ -74,6 +74,7 @@ class Loader:
     ) -> None:
         self.opts, self.languages, self.prompts = opts, languages, prompts
         self.store, self.threads = store, threads
+        self.keys = keys_for(opts)
 
     async def load(self, job: Job) -> Loaded:
         """Read and hash ``job``'s audio (setting ``job.sha256`` and ``job.key``), look
@@ -99,7 +100,7 @@ class Loader:
     def _read_key(self, job: Job) -> tuple[Hit | None, bytes]:
         data = job.source.read()
         job.sha256 = hashlib.sha256(data).hexdigest()
-        job.key = key_for(self.opts, job.sha256, self.languages[job.row], self.prompts[job.row])
+        job.key = self.keys.key(job.sha256, self.languages[job.row], self.prompts[job.row])
         hit = self.store.lookup(job.key) if self.store is not None else None
         return hit, data
 

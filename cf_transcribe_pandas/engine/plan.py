@@ -32,7 +32,7 @@ from cf_transcribe_pandas.audio import (
     stat_objects,
     to_source,
 )
-from cf_transcribe_pandas.cache import cache_key
+from cf_transcribe_pandas.cache import KeyMaker
 from cf_transcribe_pandas.engine.context import RunContext
 from cf_transcribe_pandas.engine.control import Stopped
 from cf_transcribe_pandas.engine.outcome import Hit, Outcome, unexpected
@@ -42,7 +42,7 @@ from cf_transcribe_pandas.errors import AudioError, StorageAccessError, Transcri
 if TYPE_CHECKING:
     from cf_transcribe_pandas.options import TranscribeOptions
 
-__all__ = ["Job", "Plan", "Planner", "StatKey", "key_for"]
+__all__ = ["Job", "Plan", "Planner", "StatKey", "keys_for"]
 
 logger = logging.getLogger("cf_transcribe_pandas")
 
@@ -99,15 +99,10 @@ class Plan:
     stop: StorageAccessError | None = None
 
 
-def key_for(
-    options: TranscribeOptions, sha256: str, language: str | None, prompt: str | None
-) -> str:
-    """The cache key of a row with this audio and these parameters."""
-    return cache_key(
-        sha256,
+def keys_for(options: TranscribeOptions) -> KeyMaker:
+    """The cache keys of a run's rows: ``keys_for(opts).key(sha256, language, prompt)``."""
+    return KeyMaker(
         model=options.model,
-        language=language,
-        prompt=prompt,
         temperature=options.temperature,
         encode=options.encode,
         options=options.model_options(),
@@ -255,11 +250,11 @@ class Planner:
 
     def _keys(self) -> list[str]:
         """The cache key of every row whose sha256 is known, in :attr:`_keyed` order."""
-        opts, languages, prompts = self._opts, self._languages, self._prompts
+        maker, languages, prompts = keys_for(self._opts), self._languages, self._prompts
         keys: list[str] = []
         for i, (row, sha, _) in enumerate(self._keyed):
             self._check(i)
-            keys.append(key_for(opts, sha, languages[row], prompts[row]))
+            keys.append(maker.key(sha, languages[row], prompts[row]))
         return keys
 
     def _group(self, keys: list[str], hits: dict[str, Hit], result: RunResult) -> Plan:

@@ -273,7 +273,7 @@ class Run:
                 temperature=opts.temperature,
                 encode=opts.encode,
                 duration_s=outcome.duration,
-                key=job.key,  # key_for made it of the same fields
+                key=job.key,  # keys_for made it of the same fields
                 options=opts.model_options(),
                 detected_language=outcome.language,
                 segments=outcome.segments,

@@ -14,7 +14,7 @@ from typing import Any
 
 from cf_transcribe_pandas.cache import Cache
 from cf_transcribe_pandas.client import MODELS, adapter_for
-from cf_transcribe_pandas.engine.plan import key_for
+from cf_transcribe_pandas.engine.plan import keys_for
 from cf_transcribe_pandas.errors import ConfigurationError
 from cf_transcribe_pandas.estimate.compare import ModelComparison
 from cf_transcribe_pandas.estimate.parts import plan_parts
@@ -177,8 +177,9 @@ def _keys(
     options: TranscribeOptions,
 ) -> list[str | None]:
     """The cache key of each readable row (None for the others), as the run makes it."""
+    maker = keys_for(options)
     return [
-        key_for(options, probe.sha256, language, prompt)
+        maker.key(probe.sha256, language, prompt)
         if probe.status == "ok" and probe.sha256 is not None
         else None
         for probe, language, prompt in zip(probes, languages, prompts, strict=True)
