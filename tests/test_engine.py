@@ -317,12 +317,18 @@ def test_a_mixed_column_sends_each_distinct_audio_once_and_reruns_from_the_cache
 
 def test_copies_of_cached_files_come_from_the_cache(emulator: Emulator, tmp_path: Path) -> None:
     """Audio cached under another path (a copy, not in the memo) is found by its
-    hash: those rows come from the cache, the new ones are sent once."""
+    hash: those rows come from the cache, the new ones are sent once. The cached rows
+    are in two part files (two first runs), read one key at a time in turns: each
+    row's text must come from its own file."""
     paths, shas = write_clips(tmp_path / "clips", 200, seed=300)
     cache_dir = tmp_path / "cache"
-    first = pd.DataFrame({"audio": paths[::2]}).cfai.transcribe(
-        "audio", **emulator_kwargs(emulator, cache_dir, rate_limit=100_000)
-    )
+    text_of: dict[str, str] = {}
+    for half in (paths[0::4], paths[2::4]):
+        done = pd.DataFrame({"audio": half}).cfai.transcribe(
+            "audio", **emulator_kwargs(emulator, cache_dir, rate_limit=100_000)
+        )
+        text_of.update(zip(half, done["audio_text"], strict=True))
+    assert Cache(cache_dir).stats().files == 2  # one file a run
     copies = tmp_path / "copies"
     copies.mkdir()
     values = []
@@ -338,7 +344,7 @@ def test_copies_of_cached_files_come_from_the_cache(emulator: Emulator, tmp_path
     )
     sent = sorted(e["sha256"] for e in emulator.requests(since=before))
     assert sent == sorted(shas[1::2])  # the copies were not sent again
-    assert out["audio_text"].iloc[::2].tolist() == first["audio_text"].tolist()
+    assert out["audio_text"].iloc[::2].tolist() == [text_of[p] for p in paths[::2]]
     assert out["audio_text"].notna().all()
 
 

@@ -187,6 +187,9 @@ class KeyIndex:
         self._view: _View | None = None
         self._listed: tuple[int, int] | None = None  # (directory mtime, when listed), ns
         self._listed_ns = 0  # when the directory was last listed
+        # The row group read last: one-key lookups of the same group (a rerun whose memo
+        # is gone finds its rows in write order) read it once. Part files never change.
+        self._last_group: tuple[tuple[str, int, tuple[str, ...]], pa.Table] | None = None
 
     def _directory_mtime(self) -> int | None:
         try:
@@ -330,6 +333,11 @@ class KeyIndex:
             chunks += self._read_rows(view.parts[index], rank, q[sel], row[sel], columns)
         return chunks
 
+    def _kept_group(self, name: str, g: int, columns: Sequence[str]) -> pa.Table | None:
+        """Row group ``g`` of part file ``name`` if it is the one read last."""
+        last = self._last_group
+        return last[1] if last is not None and last[0] == (name, g, tuple(columns)) else None
+
     def _read_rows(
         self,
         indexed: IndexedPart,
@@ -341,12 +349,17 @@ class KeyIndex:
         if not columns:
             return [Chunk(q, rank, rows, pa.table({}))]
         try:
-            pf = self.parts.open(indexed.name, columns, indexed.metadata)
             group = np.searchsorted(indexed.groups, rows, "right") - 1
             chunks = []
+            pf: pq.ParquetFile | None = None
             for g, sel in _runs(group):
-                table = pf.read_row_group(g, columns=present(pf, columns), use_threads=False)
-                table = self.parts.conform(table, columns)
+                table = self._kept_group(indexed.name, g, columns)
+                if table is None:
+                    if pf is None:
+                        pf = self.parts.open(indexed.name, columns, indexed.metadata)
+                    table = pf.read_row_group(g, columns=present(pf, columns), use_threads=False)
+                    table = self.parts.conform(table, columns)
+                    self._last_group = ((indexed.name, g, tuple(columns)), table)
                 local = rows[sel] - indexed.groups[g]
                 if len(local) != table.num_rows or np.any(np.diff(local) != 1):
                     table = table.take(pa.array(local))  # not every row once, in order
