@@ -155,7 +155,12 @@ def open_fsspec(url: str, label: str, storage: StorageOptions | None = None) -> 
     scheme = url_scheme(url) or ""
     fsspec = _import_fsspec(scheme)
     try:
-        with fsspec.open(url, "rb", **(storage.kwargs() if storage else {})) as f:
+        opened = fsspec.open(url, "rb", **(storage.kwargs() if storage else {}))
+        # fsspec keeps a filesystem (and its listings) per thread: one this thread cached
+        # in an earlier run may hold an object's old version (ETag), which the storage
+        # then refuses to read. The run's plan has just listed it afresh; so must we.
+        opened.fs.invalidate_cache(opened.path)
+        with opened as f:
             yield f
     except AudioError:
         raise
