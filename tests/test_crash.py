@@ -303,8 +303,18 @@ def test_kill_9_during_a_burst_of_small_flushes_leaves_only_whole_files(
     def files() -> int:
         return len(list(results.glob("*.parquet"))) if results.is_dir() else 0
 
-    # 100 answers, so that a writer slowed by a busy machine still has 50 rows on disk.
-    _wait_for(lambda: files() >= 1 and emulator.counters()["ok"] >= 100, "100 answers", proc)
+    def rows_on_disk() -> int:
+        try:
+            return len(_whole_files(cache))
+        except (OSError, pa.ArrowInvalid):  # merged away or torn while read: ask again
+            return 0
+
+    # 100 answers and 50 rows in whole files (a writer on a busy machine lags its answers).
+    _wait_for(
+        lambda: files() >= 1 and emulator.counters()["ok"] >= 100 and rows_on_disk() >= 50,
+        "50 rows on disk",
+        proc,
+    )
     child.kill()
     _settle(emulator)
     on_disk = _whole_files(cache)
